@@ -1,0 +1,58 @@
+"""hiveon-async: stop Hiveon vendor deployments from asyncio and trio.
+
+One call at a time with typed answers, or whole fleets at once with bounded
+load, retries, rate limiting and a per-id account of what happened::
+
+    from hiveon_async import AsyncVendorClient
+
+    async with AsyncVendorClient() as client:  # $HIVEON_API_KEY, $CLORE_API_KEY
+        result = await client.stop_deployment("a1b2c3d4-5678")
+        report = await client.stop_deployments(ids, concurrency=32)
+"""
+
+from ._batch import BatchProgress, OutcomeStream
+from ._client import AsyncVendorClient
+from ._config import RateLimit, RetryPolicy
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BatchFailedError,
+    HiveonError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._version import __version__
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncVendorClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchFailedError",
+    "BatchProgress",
+    "BatchReport",
+    "HiveonError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OutcomeStatus",
+    "OutcomeStream",
+    "PermissionDeniedError",
+    "RateLimit",
+    "RateLimitedError",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "ServerError",
+    "StopOutcome",
+    "StopResult",
+    "__version__",
+]

@@ -1,0 +1,428 @@
+"""The bounded worker pool behind ``stop_deployments`` and ``stream_stop_deployments``.
+
+A fixed number of workers pull ids from the (async) iterable one at a time and
+send each through the same path as ``stop_deployment``; there is never one
+task per id, and the input is never materialised. Every id pulled ends with
+exactly one outcome, whatever happens: an invalid id fails without I/O; a 401
+aborts the batch and the ids not yet sent are ``skipped``; at the deadline the
+requests in flight are cancelled and the rest are ``skipped``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
+from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
+
+if TYPE_CHECKING:
+    from ._client import AsyncVendorClient, Call
+
+__all__ = ["BatchProgress", "OutcomeStream"]
+
+_END = object()
+
+
+@attrs.define(kw_only=True)
+class BatchProgress:
+    """Live counters of a running batch; poll them for a progress bar.
+
+    Pass one as ``progress=`` to :meth:`~hiveon_async.AsyncVendorClient.stop_deployments`,
+    or read ``outcomes.progress`` inside ``stream_stop_deployments``.
+
+    Attributes:
+        seen: Unique ids taken from the input so far.
+        done: Ids with a final outcome.
+        stopped: Ids stopped.
+        failed: Ids whose call failed.
+        skipped: Ids never sent (abort, deadline).
+        retries: Retries spent by finished ids.
+        in_flight: Calls running now.
+        duplicates: Repeated ids dropped (``stop_deployments`` only).
+    """
+
+    seen: int = 0
+    done: int = 0
+    stopped: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    duplicates: int = 0
+
+    def _count(self, outcome: StopOutcome) -> None:
+        self.done += 1
+        self.retries += max(outcome.attempts - 1, 0)
+        if outcome.status is OutcomeStatus.STOPPED:
+            self.stopped += 1
+        elif outcome.status is OutcomeStatus.FAILED:
+            self.failed += 1
+        else:
+            self.skipped += 1
+
+
+class OutcomeStream:
+    """The outcomes of ``stream_stop_deployments``, as they complete.
+
+    Iterate it with ``async for``; breaking out stops the batch.
+
+    Attributes:
+        progress: Live counters.
+    """
+
+    def __init__(
+        self, receive: MemoryObjectReceiveStream[StopOutcome], progress: BatchProgress
+    ) -> None:
+        self._receive = receive
+        self.progress = progress
+
+    def __aiter__(self) -> AsyncIterator[StopOutcome]:
+        return self
+
+    async def __anext__(self) -> StopOutcome:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+
+class _Aborted(Exception):
+    """Internal: raised at an attempt's start once the batch has stopped sending."""
+
+    def __init__(self, cause: HiveonError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Source:
+    """Pulls ids one at a time from a sync or async iterable, for many workers."""
+
+    def __init__(self, ids: Iterable[str] | AsyncIterable[str]) -> None:
+        if isinstance(ids, (str, bytes)):
+            raise InvalidRequestError("ids must be an iterable of ids, not a single str or bytes")
+        if isinstance(ids, AsyncIterable):
+            self._async: AsyncIterator[str] | None = aiter(ids)
+            self._sync: Iterator[str] | None = None
+        elif isinstance(ids, Iterable):
+            self._async = None
+            self._sync = iter(ids)
+        else:
+            raise InvalidRequestError(
+                f"ids must be an iterable or async iterable, not {type(ids).__name__}"
+            )
+        self._lock = anyio.Lock()
+        self._done = False
+
+    def exhausted(self) -> bool:
+        """True once the input has run out."""
+        return self._done
+
+    async def pull(self) -> object:
+        """Return the next id, or ``_END``."""
+        if self._done:
+            return _END
+        if self._sync is not None:
+            item = next(self._sync, _END)
+        else:
+            assert self._async is not None  # noqa: S101 - one of the two is set
+            async with self._lock:
+                if self.exhausted():  # another worker hit the end while we queued
+                    return _END
+                # Shielded: cancelling mid-pull would lose the id being produced.
+                with anyio.CancelScope(shield=True):
+                    try:
+                        item = await self._async.__anext__()
+                    except StopAsyncIteration:
+                        item = _END
+        if item is _END:
+            self._done = True
+        return item
+
+
+def _key(item: object) -> str:
+    return item if isinstance(item, str) else repr(item)
+
+
+class _Batch:
+    """One run of the pool. Emits exactly one outcome per id it pulls."""
+
+    def __init__(
+        self,
+        client: AsyncVendorClient,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        metadata: Mapping[str, str] | None,
+        concurrency: int | None,
+        deadline: float | None,
+        on_outcome: Callable[[StopOutcome], Any] | None,
+        progress: BatchProgress | None,
+        dedupe: bool,
+    ) -> None:
+        self.client = client
+        self.source = _Source(ids)
+        self.metadata = metadata
+        self.concurrency = _check_concurrency(concurrency, client.max_concurrency)
+        self.deadline = _check_deadline(deadline)
+        self.on_outcome = on_outcome
+        self.progress = BatchProgress() if progress is None else progress
+        self.seen: dict[str, StopOutcome | None] | None = {} if dedupe else None
+        self.stop_cause: HiveonError | None = None
+        # Per worker: the call it is running, or the outcome it has not yet handed over.
+        self.slots: list[Call | StopOutcome | None] = [None] * self.concurrency
+        self.started = time.monotonic()
+
+    # -- the run ---------------------------------------------------------------
+
+    async def run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
+        """Run to completion, handing each outcome to ``emit``."""
+        with anyio.move_on_after(self.deadline) as scope:
+            async with anyio.create_task_group() as workers:
+                for slot in range(self.concurrency):
+                    workers.start_soon(self._worker, slot, emit)
+        if scope.cancelled_caught:
+            self.stop(
+                APITimeoutError(f"the batch deadline of {self.deadline}s passed before it was sent")
+            )
+            for slot, held in enumerate(self.slots):
+                if held is not None:
+                    outcome = held if isinstance(held, StopOutcome) else self._cut_short(held)
+                    await self._emit(slot, outcome, emit)
+        if self.stop_cause is not None:
+            await self._skip_the_rest(emit)
+
+    def stop(self, cause: HiveonError) -> None:
+        """Stop sending: no new request starts; ids not yet sent end ``skipped``."""
+        if self.stop_cause is None:
+            self.stop_cause = cause
+
+    def _check_abort(self) -> None:
+        if self.stop_cause is not None:
+            raise _Aborted(self.stop_cause)
+
+    async def _worker(self, slot: int, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
+        while self.stop_cause is None:
+            item = await self._next_unique()
+            if item is _END:
+                return
+            outcome = await self._stop_one(slot, item)
+            await self._emit(slot, outcome, emit)
+
+    async def _next_unique(self) -> object:
+        while True:
+            item = await self.source.pull()
+            if item is _END or self.seen is None:
+                break
+            key = _key(item)
+            if key not in self.seen:
+                self.seen[key] = None
+                break
+            self.progress.duplicates += 1
+        if item is not _END:
+            self.progress.seen += 1
+        return item
+
+    async def _stop_one(self, slot: int, item: object) -> StopOutcome:
+        key = _key(item)
+        if self.stop_cause is not None:
+            return _outcome(key, OutcomeStatus.SKIPPED, error=self.stop_cause)
+        try:
+            call = self.client.prepare(item, self.metadata, abort=self._check_abort)  # type: ignore[arg-type]
+        except InvalidRequestError as exc:
+            return _outcome(key, OutcomeStatus.FAILED, error=exc)
+        self.slots[slot] = call
+        self.progress.in_flight += 1
+        try:
+            result, attempts = await self.client.send(call)
+        except _Aborted as exc:
+            return self._cut_short(call, exc.cause)
+        except HiveonError as exc:
+            if isinstance(exc, AuthenticationError):
+                self.stop(exc)
+            return _outcome(
+                key,
+                OutcomeStatus.FAILED,
+                error=exc,
+                attempts=call.attempts,
+                elapsed=call.clock.elapsed(),
+                maybe_applied=call.maybe_applied,
+            )
+        finally:
+            self.progress.in_flight -= 1
+        return _outcome(
+            key,
+            OutcomeStatus.STOPPED,
+            result=result,
+            attempts=attempts,
+            elapsed=call.clock.elapsed(),
+        )
+
+    def _cut_short(self, call: Call, cause: HiveonError | None = None) -> StopOutcome:
+        """The outcome of a call stopped by the batch: skipped if nothing was sent."""
+        error = cause or self.stop_cause
+        if call.attempts == 0:
+            return _outcome(call.deployment_id, OutcomeStatus.SKIPPED, error=error)
+        return _outcome(
+            call.deployment_id,
+            OutcomeStatus.FAILED,
+            error=error,
+            attempts=call.attempts,
+            elapsed=call.clock.elapsed(),
+            maybe_applied=call.maybe_applied or call.sending,
+        )
+
+    async def _emit(
+        self, slot: int, outcome: StopOutcome, emit: Callable[[StopOutcome], Awaitable[None]]
+    ) -> None:
+        # Held in the slot until handed over, so a deadline mid-hand-over loses nothing.
+        self.slots[slot] = outcome
+        await emit(outcome)
+        self.slots[slot] = None
+        self.progress._count(outcome)
+        if self.on_outcome is not None:
+            returned = self.on_outcome(outcome)
+            if inspect.isawaitable(returned):
+                await returned
+
+    async def _skip_the_rest(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
+        while (item := await self._next_unique()) is not _END:
+            await self._emit(0, _outcome(_key(item), OutcomeStatus.SKIPPED, error=self.stop_cause), emit)
+
+
+def _outcome(
+    deployment_id: str,
+    status: OutcomeStatus,
+    *,
+    result: StopResult | None = None,
+    error: HiveonError | None = None,
+    attempts: int = 0,
+    elapsed: float = 0.0,
+    maybe_applied: bool = False,
+) -> StopOutcome:
+    return StopOutcome(
+        deployment_id=deployment_id,
+        status=status,
+        result=result,
+        error=error,
+        attempts=attempts,
+        elapsed=elapsed,
+        maybe_applied=maybe_applied,
+    )
+
+
+def _check_concurrency(concurrency: int | None, ceiling: int) -> int:
+    if concurrency is None:
+        return ceiling
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidRequestError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    if concurrency > ceiling:
+        raise InvalidRequestError(
+            f"concurrency={concurrency} is over the client's max_concurrency={ceiling}, "
+            "which sizes its connection pool: create the client with a larger max_concurrency"
+        )
+    return concurrency
+
+
+def _check_deadline(deadline: float | None) -> float:
+    if deadline is None:
+        return math.inf
+    if (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, (int, float))
+        or not math.isfinite(deadline)
+        or deadline <= 0
+    ):
+        raise InvalidRequestError(f"deadline must be seconds > 0 or None, got {deadline!r}")
+    return float(deadline)
+
+
+async def run_report(
+    client: AsyncVendorClient,
+    ids: Iterable[str] | AsyncIterable[str],
+    *,
+    metadata: Mapping[str, str] | None,
+    concurrency: int | None,
+    deadline: float | None,
+    on_outcome: Callable[[StopOutcome], Any] | None,
+    progress: BatchProgress | None,
+) -> BatchReport:
+    """Run a batch to the end and return its report (one outcome per unique id)."""
+    batch = _Batch(
+        client,
+        ids,
+        metadata=metadata,
+        concurrency=concurrency,
+        deadline=deadline,
+        on_outcome=on_outcome,
+        progress=progress,
+        dedupe=True,
+    )
+    seen = batch.seen
+    assert seen is not None  # noqa: S101 - dedupe=True
+
+    async def keep(outcome: StopOutcome) -> None:
+        seen[outcome.deployment_id] = outcome
+
+    await batch.run(keep)
+    outcomes: dict[str, StopOutcome] = {}
+    for key, outcome in seen.items():
+        assert outcome is not None  # noqa: S101 - run() emits one per pulled id
+        outcomes[key] = outcome
+    return BatchReport(
+        outcomes=outcomes,
+        duplicates=batch.progress.duplicates,
+        elapsed=time.monotonic() - batch.started,
+    )
+
+
+@asynccontextmanager
+async def stream(
+    client: AsyncVendorClient,
+    ids: Iterable[str] | AsyncIterable[str],
+    *,
+    metadata: Mapping[str, str] | None,
+    concurrency: int | None,
+    deadline: float | None,
+    on_outcome: Callable[[StopOutcome], Any] | None,
+    progress: BatchProgress | None,
+) -> AsyncIterator[OutcomeStream]:
+    """Run a batch in the background, yielding a stream of outcomes as they complete."""
+    batch = _Batch(
+        client,
+        ids,
+        metadata=metadata,
+        concurrency=concurrency,
+        deadline=deadline,
+        on_outcome=on_outcome,
+        progress=progress,
+        dedupe=False,
+    )
+    send, receive = anyio.create_memory_object_stream[StopOutcome](batch.concurrency)
+
+    async def produce() -> None:
+        async with send:
+            await batch.run(send.send)
+
+    async with anyio.create_task_group() as group, receive:
+        group.start_soon(produce)
+        try:
+            yield OutcomeStream(receive, batch.progress)
+        finally:
+            # Leaving early (break, error) stops the batch; in-flight calls are cancelled.
+            group.cancel_scope.cancel()

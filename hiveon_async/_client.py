@@ -1,0 +1,542 @@
+"""AsyncVendorClient: its lifecycle, the public methods, and the path of one call."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from . import _batch
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    RateLimit,
+    RetryPolicy,
+)
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    HiveonError,
+    InvalidRequestError,
+)
+from ._models import BatchReport, StopOutcome, StopResult
+from ._ratelimit import SendGate
+from ._redact import redact_text, safe_request
+from ._request import (
+    CLORE_API_KEY,
+    STOP_PATH,
+    check_base_url,
+    check_metadata,
+    default_metadata,
+    deployment_path_segment,
+    encode_body,
+    request_headers,
+    resolve_api_key,
+)
+from ._response import (
+    BodyTooLargeError,
+    UndecodableBodyError,
+    parse_stop_result,
+    read_body,
+    status_error,
+    validation_error,
+)
+from ._retry import CallClock, RetryBudget, retrying
+
+__all__ = ["AsyncVendorClient"]
+
+logger = logging.getLogger("hiveon_async")
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class Call:
+    """The state of one stop call across its attempts (internal)."""
+
+    __slots__ = (
+        "abort",
+        "attempts",
+        "clock",
+        "deployment_id",
+        "maybe_applied",
+        "request",
+        "secrets",
+        "sending",
+        "status",
+    )
+
+    def __init__(
+        self,
+        deployment_id: str,
+        request: httpx.Request,
+        secrets: tuple[str, ...],
+        clock: CallClock,
+        abort: Callable[[], None] | None,
+    ) -> None:
+        self.deployment_id = deployment_id
+        self.request = request
+        self.secrets = secrets
+        self.clock = clock
+        self.abort = abort
+        self.attempts = 0
+        self.maybe_applied = False
+        self.sending = False
+        self.status: int | None = None
+
+
+def _attempt_limit(timeout: httpx.Timeout) -> float | None:
+    """Wall-clock bound on one attempt: the sum of the phases' timeouts (None if any is off).
+
+    httpx's timeouts bound each read; a server that trickles a byte at a time
+    never trips them, so each attempt also gets a bound of its own.
+    """
+    phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
+    if any(phase is None for phase in phases):
+        return None
+    return sum(phase for phase in phases if phase is not None)
+
+
+class AsyncVendorClient:
+    """An async client for the Hiveon vendor API's "stop deployment" call.
+
+    Share one client across your application: it holds the connection pool,
+    the rate limiter and the retry budget. Use it as an async context manager,
+    or call :meth:`aclose` when done.
+
+    Args:
+        api_key: The vendor API key (``X-API-Key``). None reads
+            ``$HIVEON_API_KEY``.
+        base_url: The API's root. ``https``, or plain ``http`` for loopback
+            hosts only.
+        metadata: Default Clore metadata merged under each call's. When it has
+            no ``CLORE_API_KEY``, ``$CLORE_API_KEY`` supplies one.
+        timeout: Per attempt: seconds, or an ``httpx.Timeout``. Each attempt is
+            also bounded in total by the sum of its phases, so a server that
+            trickles bytes cannot hold it open. None uses 10 seconds, or the
+            ``http_client``'s own timeout when you bring one.
+        retry: The :class:`RetryPolicy`. None uses the defaults.
+        rate_limit: A client-wide :class:`RateLimit`, or None for none (the
+            client still paces itself after a 429 unless
+            ``RetryPolicy(adaptive=False)``).
+        max_concurrency: The most requests in flight at once, client-wide; the
+            default concurrency of batches; and the size of the connection pool
+            the client builds.
+        http_client: Your own ``httpx.AsyncClient`` (its transport, proxies, TLS
+            settings and default headers are used; it is never closed by us,
+            and redirects are never followed whatever it says).
+        transport: An httpx transport for the client we build, such as
+            ``FakeVendorAPI().transport()``. Not with ``http_client``.
+
+    Raises:
+        InvalidRequestError: A missing or malformed key, a bad URL or setting.
+
+    Example:
+        >>> async with AsyncVendorClient() as client:  # doctest: +SKIP
+        ...     result = await client.stop_deployment("a1b2c3d4-5678")
+        ...     print(result.deployment_id)
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        metadata: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimit | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = resolve_api_key(api_key)
+        self._base_url = check_base_url(base_url)
+        self._metadata = default_metadata(metadata)
+        if retry is None:
+            retry = RetryPolicy()
+        elif not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise InvalidRequestError(
+                f"rate_limit must be a RateLimit or None, not {type(rate_limit).__name__}"
+            )
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise InvalidRequestError("max_concurrency must be an int")
+        if max_concurrency < 1:
+            raise InvalidRequestError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if http_client is not None and transport is not None:
+            raise InvalidRequestError("pass http_client or transport, not both")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise InvalidRequestError("http_client must be an httpx.AsyncClient")
+
+        self._retry = retry
+        self._rate_limit = rate_limit
+        self._max_concurrency = max_concurrency
+        self._owns_http = http_client is None
+        if http_client is None:
+            self._timeout = _as_timeout(DEFAULT_TIMEOUT if timeout is None else timeout)
+            self._http = httpx.AsyncClient(
+                transport=transport,
+                timeout=self._timeout,
+                limits=httpx.Limits(
+                    max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+                ),
+                follow_redirects=False,
+            )
+        else:
+            self._timeout = http_client.timeout if timeout is None else _as_timeout(timeout)
+            self._http = http_client
+        self._attempt_limit = _attempt_limit(self._timeout)
+        self._headers = request_headers(self._api_key)
+        self._url_prefix = str(self._base_url) + STOP_PATH.split("{", 1)[0]
+        self._default_body = self._body_or_none(self._metadata)
+        self._slots = anyio.CapacityLimiter(max_concurrency)
+        self._gate = SendGate(rate_limit, adaptive=retry.adaptive)
+        self._budget = (
+            None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
+        )
+        self._closed = False
+
+    @staticmethod
+    def _body_or_none(metadata: dict[str, str]) -> bytes | None:
+        """Encode the default body once, when the default metadata is complete."""
+        try:
+            return encode_body(metadata)
+        except InvalidRequestError:
+            return None  # the call must bring CLORE_API_KEY; checked then
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncVendorClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (only when the client built it). Idempotent."""
+        self._closed = True
+        if self._owns_http:
+            await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={str(self._base_url)!r}, "
+            f"max_concurrency={self._max_concurrency}, retry={self._retry!r}, "
+            f"rate_limit={self._rate_limit!r})"
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The API root this client talks to."""
+        return str(self._base_url)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most requests this client has in flight at once."""
+        return self._max_concurrency
+
+    # -- one call ------------------------------------------------------------------
+
+    async def stop_deployment(
+        self, deployment_id: str, *, metadata: Mapping[str, str] | None = None
+    ) -> StopResult:
+        """Stop one deployment's container.
+
+        Args:
+            deployment_id: The deployment to stop (ASCII letters, digits, ``-``,
+                ``_``, ``.``; 1 to 128 characters).
+            metadata: Clore metadata for this call, merged over the client's
+                default. ``CLORE_API_KEY`` must end up non-empty.
+
+        Returns:
+            The server's confirmation.
+
+        Raises:
+            InvalidRequestError: Bad id or metadata; nothing was sent.
+            AuthenticationError: 401, the API key was refused.
+            NotFoundError: 404, no such deployment (see ``maybe_applied``).
+            RateLimitedError: 429 after the retries (or a ``Retry-After`` over
+                ``max_retry_after``).
+            ServerError: 5xx after the retries.
+            APIStatusError: Any other non-2xx status.
+            APIConnectionError: No response after the retries.
+            APITimeoutError: The attempts or the call's deadline timed out.
+            ResponseValidationError: A 2xx whose body is not the documented shape.
+        """
+        call = self.prepare(deployment_id, metadata)
+        result, _ = await self.send(call)
+        return result
+
+    def prepare(
+        self,
+        deployment_id: str,
+        metadata: Mapping[str, str] | None,
+        abort: Callable[[], None] | None = None,
+    ) -> Call:
+        """Validate one call and build its request; no I/O (internal, used by batches)."""
+        if self._closed:
+            raise RuntimeError("this AsyncVendorClient is closed")
+        segment = deployment_path_segment(deployment_id)
+        if metadata is None and self._default_body is not None:
+            body = self._default_body
+            clore_key = self._metadata[CLORE_API_KEY]
+        else:
+            merged = {**self._metadata, **check_metadata(metadata)}
+            body = encode_body(merged)
+            clore_key = merged[CLORE_API_KEY]
+        request = self._http.build_request(
+            "POST",
+            f"{self._url_prefix}{segment}/stop",
+            headers=self._headers,
+            content=body,
+            timeout=self._timeout,
+        )
+        return Call(
+            deployment_id,
+            request,
+            (self._api_key, clore_key),
+            CallClock(self._retry.deadline),
+            abort,
+        )
+
+    async def send(self, call: Call) -> tuple[StopResult, int]:
+        """Run a prepared call through the retry loop; return the result and attempts (internal)."""
+        controller = retrying(
+            self._retry, self._budget, call.clock, deployment_id=call.deployment_id
+        )
+        try:
+            if call.clock.deadline is None:
+                result: StopResult = await controller(self._attempt, call)
+            else:
+                with anyio.fail_after(call.clock.deadline - time.monotonic()):
+                    result = await controller(self._attempt, call)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"deployment {call.deployment_id!r}: the call's deadline of "
+                f"{self._retry.deadline}s passed",
+                request=safe_request(call.request),
+                deployment_id=call.deployment_id,
+                attempts=call.attempts,
+                maybe_applied=call.maybe_applied or call.sending,
+            ) from None
+        if self._budget is not None:
+            self._budget.on_success(call.attempts - 1)
+        return result, call.attempts
+
+    async def _attempt(self, call: Call) -> StopResult:
+        """Send one attempt: gate, connection slot, I/O, response; raise our error on failure."""
+        if call.abort is not None:
+            call.abort()
+        sent_at = await self._gate.wait_turn()
+        if call.abort is not None:
+            call.abort()
+        async with self._slots:
+            call.attempts += 1
+            started = time.monotonic()
+            call.sending = True
+            call.status = None
+            try:
+                result = await self._exchange(call, sent_at)
+            finally:
+                call.sending = False
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "POST %s -> %s (attempt %d, %.3fs)",
+                        call.request.url.path,
+                        call.status or "no response",
+                        call.attempts,
+                        time.monotonic() - started,
+                    )
+        return result
+
+    async def _exchange(self, call: Call, sent_at: float) -> StopResult:
+        """The only place that does I/O: send, read the capped body, interpret it."""
+        try:
+            if self._attempt_limit is None:
+                response, body = await self._roundtrip(call)
+            else:
+                with anyio.fail_after(self._attempt_limit):
+                    response, body = await self._roundtrip(call)
+        except TimeoutError:
+            call.maybe_applied = True
+            raise self._transport_error(
+                APITimeoutError, f"no complete response within {self._attempt_limit}s", call
+            ) from None
+        except httpx.TransportError as exc:
+            exc.request = safe_request(call.request)
+            if not isinstance(exc, _NOT_SENT):
+                call.maybe_applied = True
+            kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            raise self._transport_error(kind, f"{type(exc).__name__}: {exc}", call) from exc
+        except _TooLarge as exc:
+            raise exc.error from None
+
+        status = call.status = response.status_code
+        self._gate.on_response(throttled=status == 429, sent_at=sent_at)
+        if 200 <= status < 300:
+            parsed = parse_stop_result(body, call.deployment_id)
+            if isinstance(parsed, StopResult):
+                return parsed
+            raise validation_error(
+                parsed,
+                response,
+                body,
+                deployment_id=call.deployment_id,
+                secrets=call.secrets,
+                attempts=call.attempts,
+                maybe_applied=call.maybe_applied,
+            )
+        if status >= 500:
+            call.maybe_applied = True
+        error = status_error(
+            response,
+            body,
+            deployment_id=call.deployment_id,
+            secrets=call.secrets,
+            attempts=call.attempts,
+            maybe_applied=call.maybe_applied,
+        )
+        if error.retry_after is not None and error.retry_after <= self._retry.max_retry_after:
+            self._gate.pause(error.retry_after)
+        raise error
+
+    async def _roundtrip(self, call: Call) -> tuple[httpx.Response, bytes]:
+        response = await self._http.send(call.request, stream=True, follow_redirects=False)
+        try:
+            body = await read_body(response)
+        except (BodyTooLargeError, UndecodableBodyError) as exc:
+            raise _TooLarge(self._unreadable(call, response, exc)) from None
+        finally:
+            await response.aclose()
+        return response, body
+
+    def _unreadable(
+        self, call: Call, response: httpx.Response, exc: BodyTooLargeError | UndecodableBodyError
+    ) -> HiveonError:
+        head = exc.head if isinstance(exc, BodyTooLargeError) else b""
+        if 200 <= response.status_code < 300:
+            reason = (
+                "the body is over the 64 KiB cap"
+                if isinstance(exc, BodyTooLargeError)
+                else f"the body cannot be decoded ({exc})"
+            )
+            return validation_error(
+                reason,
+                response,
+                head,
+                deployment_id=call.deployment_id,
+                secrets=call.secrets,
+                attempts=call.attempts,
+                maybe_applied=call.maybe_applied,
+            )
+        # An error status with an oversized or undecodable body is still that error.
+        if response.status_code >= 500:
+            call.maybe_applied = True
+        return status_error(
+            response,
+            head,
+            deployment_id=call.deployment_id,
+            secrets=call.secrets,
+            attempts=call.attempts,
+            maybe_applied=call.maybe_applied,
+        )
+
+    def _transport_error(
+        self, kind: type[APIConnectionError], detail: str, call: Call
+    ) -> APIConnectionError:
+        return kind(
+            f"no response for deployment {call.deployment_id!r}: "
+            f"{redact_text(detail, call.secrets)}",
+            request=safe_request(call.request),
+            deployment_id=call.deployment_id,
+            attempts=call.attempts,
+            maybe_applied=call.maybe_applied,
+        )
+
+    # -- many calls ----------------------------------------------------------------
+
+    async def stop_deployments(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        concurrency: int | None = None,
+        deadline: float | None = None,
+        on_outcome: Callable[[StopOutcome], Any] | None = None,
+        progress: _batch.BatchProgress | None = None,
+    ) -> BatchReport:
+        """Stop many deployments with bounded concurrency; one outcome per unique id.
+
+        See :func:`hiveon_async._batch.run_report` for the full semantics.
+        """
+        return await _batch.run_report(
+            self,
+            ids,
+            metadata=metadata,
+            concurrency=concurrency,
+            deadline=deadline,
+            on_outcome=on_outcome,
+            progress=progress,
+        )
+
+    def stream_stop_deployments(
+        self,
+        ids: Iterable[str] | AsyncIterable[str],
+        *,
+        metadata: Mapping[str, str] | None = None,
+        concurrency: int | None = None,
+        deadline: float | None = None,
+        on_outcome: Callable[[StopOutcome], Any] | None = None,
+        progress: _batch.BatchProgress | None = None,
+    ) -> AbstractAsyncContextManager[_batch.OutcomeStream]:
+        """Stop many deployments, yielding each outcome as it completes.
+
+        See :func:`hiveon_async._batch.stream` for the full semantics.
+        """
+        return _batch.stream(
+            self,
+            ids,
+            metadata=metadata,
+            concurrency=concurrency,
+            deadline=deadline,
+            on_outcome=on_outcome,
+            progress=progress,
+        )
+
+
+class _TooLarge(Exception):
+    """Internal: carries the error for an unreadable body out of the round trip."""
+
+    def __init__(self, error: HiveonError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _as_timeout(timeout: object) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidRequestError(
+            f"timeout must be seconds > 0 or an httpx.Timeout, got {timeout!r}"
+        )
+    return httpx.Timeout(float(timeout))
+

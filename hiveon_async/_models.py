@@ -1,0 +1,151 @@
+"""What calls return: StopResult for one call, StopOutcome and BatchReport for a batch."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+
+import attrs
+
+from ._errors import BatchFailedError, HiveonError
+
+__all__ = ["BatchReport", "OutcomeStatus", "StopOutcome", "StopResult"]
+
+
+@attrs.frozen(kw_only=True)
+class StopResult:
+    """The server's answer to a successful stop.
+
+    Attributes:
+        deployment_id: The id of the deployment that was stopped, as the
+            server confirmed it.
+    """
+
+    deployment_id: str
+
+
+class OutcomeStatus(str, enum.Enum):
+    """How one id of a batch ended."""
+
+    #: The server confirmed the stop.
+    STOPPED = "stopped"
+    #: The call failed; ``StopOutcome.error`` says why.
+    FAILED = "failed"
+    #: Never sent: the batch was aborted, cancelled or ran out of time first.
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class StopOutcome:
+    """One id's final answer in a batch.
+
+    Attributes:
+        deployment_id: The id as given.
+        status: ``stopped``, ``failed`` or ``skipped``.
+        result: The :class:`StopResult` when stopped, else None.
+        error: Why it failed or was skipped, else None.
+        attempts: Requests sent for this id (0 when none was).
+        elapsed: Seconds from the first attempt to the final answer.
+        maybe_applied: An attempt may have reached the server although the id
+            did not end ``stopped`` (a timeout or dropped connection after the
+            request was sent, or a 5xx). A later 404 may then mean "already
+            stopped".
+    """
+
+    deployment_id: str
+    status: OutcomeStatus
+    result: StopResult | None = None
+    error: HiveonError | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+    maybe_applied: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the deployment was stopped."""
+        return self.status is OutcomeStatus.STOPPED
+
+
+@attrs.frozen(kw_only=True)
+class BatchReport:
+    """Every id's outcome, one per unique id, in first-seen input order.
+
+    Iterate it for the outcomes, index it by deployment id, or use the
+    filtered views.
+
+    Attributes:
+        outcomes: Id to outcome, in first-seen input order.
+        duplicates: How many ids were repeated in the input (and not re-sent).
+        elapsed: Seconds the batch took.
+
+    Example:
+        >>> report = await client.stop_deployments(ids)  # doctest: +SKIP
+        >>> report.ok, len(report.failed), report["dep-1"].status  # doctest: +SKIP
+    """
+
+    outcomes: Mapping[str, StopOutcome] = attrs.field(repr=False)
+    duplicates: int = 0
+    elapsed: float = 0.0
+
+    def _with(self, status: OutcomeStatus) -> list[StopOutcome]:
+        return [outcome for outcome in self.outcomes.values() if outcome.status is status]
+
+    @property
+    def stopped(self) -> list[StopOutcome]:
+        """The outcomes of ids that were stopped."""
+        return self._with(OutcomeStatus.STOPPED)
+
+    @property
+    def failed(self) -> list[StopOutcome]:
+        """The outcomes of ids whose call failed."""
+        return self._with(OutcomeStatus.FAILED)
+
+    @property
+    def skipped(self) -> list[StopOutcome]:
+        """The outcomes of ids that were never sent."""
+        return self._with(OutcomeStatus.SKIPPED)
+
+    @property
+    def ok(self) -> bool:
+        """True when every id was stopped."""
+        return all(outcome.ok for outcome in self.outcomes.values())
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __iter__(self) -> Iterator[StopOutcome]:
+        return iter(self.outcomes.values())
+
+    def __getitem__(self, deployment_id: str) -> StopOutcome:
+        return self.outcomes[deployment_id]
+
+    def __contains__(self, deployment_id: object) -> bool:
+        return deployment_id in self.outcomes
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchReport(total={len(self)}, stopped={len(self.stopped)}, "
+            f"failed={len(self.failed)}, skipped={len(self.skipped)}, "
+            f"duplicates={self.duplicates}, elapsed={self.elapsed:.3f})"
+        )
+
+    def raise_for_failures(self) -> None:
+        """Raise unless every id was stopped.
+
+        Raises:
+            BatchFailedError: Some ids failed or were skipped; the error holds
+                the report, and its message counts them and quotes the first
+                few errors.
+        """
+        if self.ok:
+            return
+        bad = [outcome for outcome in self.outcomes.values() if not outcome.ok]
+        examples = "; ".join(f"{outcome.deployment_id}: {outcome.error}" for outcome in bad[:3])
+        raise BatchFailedError(
+            f"{len(bad)} of {len(self)} deployments were not stopped "
+            f"({len(self.failed)} failed, {len(self.skipped)} skipped): {examples}",
+            report=self,
+        )

@@ -1,0 +1,3 @@
+"""The version of hiveon-async."""
+
+__version__ = "0.1.0"

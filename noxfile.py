@@ -1,0 +1,40 @@
+"""Developer tasks: ``nox -s lint typecheck tests`` before every push."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PACKAGE = "hiveon_async"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the suite on asyncio and trio with branch coverage (>= 95%)."""
+    session.install("-e", ".[cli]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict on the package and on the never-run typing examples."""
+    session.install("-e", ".[cli]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.run("mypy", PACKAGE, "tests/typing")
+
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
