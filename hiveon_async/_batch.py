@@ -11,7 +11,9 @@ requests in flight are cancelled and the rest are ``skipped``.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
+import sys
 import time
 from collections.abc import (
     AsyncIterable,
@@ -22,7 +24,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -32,8 +34,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
 from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
 
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
     from ._client import AsyncVendorClient, Call
+
+logger = logging.getLogger("hiveon_async")
 
 __all__ = ["BatchProgress", "OutcomeStream"]
 
@@ -184,6 +191,8 @@ class _Batch:
         self.progress = BatchProgress() if progress is None else progress
         self.seen: dict[str, StopOutcome | None] | None = {} if dedupe else None
         self.stop_cause: HiveonError | None = None
+        self.caller_error: Exception | None = None
+        self._workers = anyio.CancelScope()
         # Per worker: the call it is running, or the outcome it has not yet handed over.
         self.slots: list[Call | StopOutcome | None] = [None] * self.concurrency
         self.started = time.monotonic()
@@ -192,14 +201,15 @@ class _Batch:
 
     async def run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         """Run to completion, handing each outcome to ``emit``."""
-        with anyio.move_on_after(self.deadline) as scope:
+        with anyio.move_on_after(self.deadline) as scope, _single_error():
             async with anyio.create_task_group() as workers:
+                self._workers = workers.cancel_scope
                 for slot in range(self.concurrency):
                     workers.start_soon(self._worker, slot, emit)
+        if self.caller_error is not None:
+            raise self.caller_error
         if scope.cancelled_caught:
-            self.stop(
-                APITimeoutError(f"the batch deadline of {self.deadline}s passed before it was sent")
-            )
+            self.stop(APITimeoutError(f"the batch deadline of {self.deadline}s passed"))
             for slot, held in enumerate(self.slots):
                 if held is not None:
                     outcome = held if isinstance(held, StopOutcome) else self._cut_short(held)
@@ -252,7 +262,10 @@ class _Batch:
             result, attempts = await self.client.send(call)
         except _Aborted as exc:
             return self._cut_short(call, exc.cause)
-        except HiveonError as exc:
+        except Exception as exc:  # one id's failure never escapes the batch
+            if not isinstance(exc, HiveonError):
+                logger.exception("unexpected error stopping deployment %r", key)
+                exc = _unexpected(exc, call)
             if isinstance(exc, AuthenticationError):
                 self.stop(exc)
             return _outcome(
@@ -274,17 +287,25 @@ class _Batch:
         )
 
     def _cut_short(self, call: Call, cause: HiveonError | None = None) -> StopOutcome:
-        """The outcome of a call stopped by the batch: skipped if nothing was sent."""
+        """The outcome of a call the batch stopped: skipped if nothing was sent, else failed."""
         error = cause or self.stop_cause
         if call.attempts == 0:
             return _outcome(call.deployment_id, OutcomeStatus.SKIPPED, error=error)
+        if isinstance(error, APITimeoutError):  # the deadline cut an attempt or a wait short
+            error = APITimeoutError(
+                f"the batch deadline of {self.deadline}s passed while deployment "
+                f"{call.deployment_id!r} was in progress (after {call.attempts} attempts)",
+                deployment_id=call.deployment_id,
+                attempts=call.attempts,
+                maybe_applied=call.maybe_applied,
+            )
         return _outcome(
             call.deployment_id,
             OutcomeStatus.FAILED,
             error=error,
             attempts=call.attempts,
             elapsed=call.clock.elapsed(),
-            maybe_applied=call.maybe_applied or call.sending,
+            maybe_applied=call.maybe_applied,
         )
 
     async def _emit(
@@ -296,13 +317,60 @@ class _Batch:
         self.slots[slot] = None
         self.progress._count(outcome)
         if self.on_outcome is not None:
-            returned = self.on_outcome(outcome)
-            if inspect.isawaitable(returned):
-                await returned
+            try:
+                returned = self.on_outcome(outcome)
+                if inspect.isawaitable(returned):
+                    await returned
+            except Exception as exc:  # the caller's own error: stop everything and re-raise it
+                if self.caller_error is None:
+                    self.caller_error = exc
+                    self._workers.cancel()
 
     async def _skip_the_rest(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         while (item := await self._next_unique()) is not _END:
             await self._emit(0, _outcome(_key(item), OutcomeStatus.SKIPPED, error=self.stop_cause), emit)
+
+
+def _unexpected(exc: Exception, call: Call) -> HiveonError:
+    """Wrap an exception that is not ours (a bug, or a foreign transport's) for an outcome."""
+    error = HiveonError(
+        f"unexpected {type(exc).__name__} for deployment {call.deployment_id!r}",
+        deployment_id=call.deployment_id,
+        attempts=call.attempts,
+        maybe_applied=call.maybe_applied,
+    )
+    error.__cause__ = exc
+    return error
+
+
+@contextmanager
+def _single_error() -> Iterator[None]:
+    """Raise the one real error of a task group, not an ExceptionGroup around it.
+
+    Workers never raise for an id's failure; what can escape is the caller's
+    own exception (from ``on_outcome`` or the body of a stream), and the caller
+    should see it as they raised it.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        real = [leaf for leaf in leaves if not isinstance(leaf, anyio.get_cancelled_exc_class())]
+        if len(real) == 1:
+            raise real[0] from None
+        if not real and leaves:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(_leaves(exc))
+        else:
+            found.append(exc)
+    return found
 
 
 def _outcome(
@@ -419,10 +487,11 @@ async def stream(
         async with send:
             await batch.run(send.send)
 
-    async with anyio.create_task_group() as group, receive:
-        group.start_soon(produce)
-        try:
-            yield OutcomeStream(receive, batch.progress)
-        finally:
-            # Leaving early (break, error) stops the batch; in-flight calls are cancelled.
-            group.cancel_scope.cancel()
+    with _single_error():
+        async with anyio.create_task_group() as group, receive:
+            group.start_soon(produce)
+            try:
+                yield OutcomeStream(receive, batch.progress)
+            finally:
+                # Leaving early (break, error) stops the batch; in-flight calls are cancelled.
+                group.cancel_scope.cancel()

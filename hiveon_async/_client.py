@@ -69,7 +69,6 @@ class Call:
         "maybe_applied",
         "request",
         "secrets",
-        "sending",
         "status",
     )
 
@@ -88,7 +87,6 @@ class Call:
         self.abort = abort
         self.attempts = 0
         self.maybe_applied = False
-        self.sending = False
         self.status: int | None = None
 
 
@@ -331,7 +329,7 @@ class AsyncVendorClient:
                 request=safe_request(call.request),
                 deployment_id=call.deployment_id,
                 attempts=call.attempts,
-                maybe_applied=call.maybe_applied or call.sending,
+                maybe_applied=call.maybe_applied,
             ) from None
         if self._budget is not None:
             self._budget.on_success(call.attempts - 1)
@@ -347,12 +345,13 @@ class AsyncVendorClient:
         async with self._slots:
             call.attempts += 1
             started = time.monotonic()
-            call.sending = True
             call.status = None
             try:
                 result = await self._exchange(call, sent_at)
+            except anyio.get_cancelled_exc_class():
+                call.maybe_applied = True  # cut off mid-exchange: the server may have acted
+                raise
             finally:
-                call.sending = False
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "POST %s -> %s (attempt %d, %.3fs)",
