@@ -10,6 +10,8 @@ load, retries, rate limiting and a per-id account of what happened::
         report = await client.stop_deployments(ids, concurrency=32)
 """
 
+import logging as _logging
+
 from ._batch import BatchProgress, OutcomeStream
 from ._client import AsyncVendorClient
 from ._config import RateLimit, RetryPolicy
@@ -30,6 +32,9 @@ from ._errors import (
 )
 from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
 from ._version import __version__
+
+# A library logs; the application decides where logs go (and nothing is printed by default).
+_logging.getLogger("hiveon_async").addHandler(_logging.NullHandler())
 
 __all__ = [
     "APIConnectionError",

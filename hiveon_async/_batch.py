@@ -148,7 +148,7 @@ class _Source:
         if self._sync is not None:
             item = next(self._sync, _END)
         else:
-            assert self._async is not None  # noqa: S101 - one of the two is set
+            assert self._async is not None
             async with self._lock:
                 if self.exhausted():  # another worker hit the end while we queued
                     return _END
@@ -328,7 +328,9 @@ class _Batch:
 
     async def _skip_the_rest(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         while (item := await self._next_unique()) is not _END:
-            await self._emit(0, _outcome(_key(item), OutcomeStatus.SKIPPED, error=self.stop_cause), emit)
+            await self._emit(
+                0, _outcome(_key(item), OutcomeStatus.SKIPPED, error=self.stop_cause), emit
+            )
 
 
 def _unexpected(exc: Exception, call: Call) -> HiveonError:
@@ -442,7 +444,7 @@ async def run_report(
         dedupe=True,
     )
     seen = batch.seen
-    assert seen is not None  # noqa: S101 - dedupe=True
+    assert seen is not None
 
     async def keep(outcome: StopOutcome) -> None:
         seen[outcome.deployment_id] = outcome
@@ -450,7 +452,7 @@ async def run_report(
     await batch.run(keep)
     outcomes: dict[str, StopOutcome] = {}
     for key, outcome in seen.items():
-        assert outcome is not None  # noqa: S101 - run() emits one per pulled id
+        assert outcome is not None
         outcomes[key] = outcome
     return BatchReport(
         outcomes=outcomes,

@@ -379,7 +379,9 @@ class AsyncVendorClient:
             exc.request = safe_request(call.request)
             if not isinstance(exc, _NOT_SENT):
                 call.maybe_applied = True
-            kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            kind = (
+                APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            )
             raise self._transport_error(kind, f"{type(exc).__name__}: {exc}", call) from exc
         except _TooLarge as exc:
             raise exc.error from None
@@ -538,4 +540,3 @@ def _as_timeout(timeout: object) -> httpx.Timeout:
             f"timeout must be seconds > 0 or an httpx.Timeout, got {timeout!r}"
         )
     return httpx.Timeout(float(timeout))
-

@@ -3,7 +3,7 @@
 One root, two branches: no response at all, and a response that said no::
 
     HiveonError
-    ├── InvalidRequestError (also ValueError)   bad id / metadata / key / config: raised before any I/O
+    ├── InvalidRequestError (also ValueError)   bad id / metadata / key / config; before any I/O
     ├── APIConnectionError                      no response: refused, reset, closed, protocol error
     │   └── APITimeoutError
     ├── APIStatusError                          status_code, response, body, request_id, attempts

@@ -65,8 +65,9 @@ class AdaptivePacer:
         if now - self._bucket_start >= _BUCKET:
             current = self._bucket_count / (now - self._bucket_start)
             self._measured = (
-                current if self._measured == 0.0 else
-                _SMOOTH * current + (1 - _SMOOTH) * self._measured
+                current
+                if self._measured == 0.0
+                else _SMOOTH * current + (1 - _SMOOTH) * self._measured
             )
             self._bucket_start = now
             self._bucket_count = 0

@@ -122,9 +122,7 @@ def check_metadata(metadata: object, *, field: str = "metadata") -> dict[str, st
         if not isinstance(key, str):
             raise InvalidRequestError(f"{field} keys must be str, not {type(key).__name__}")
         if not isinstance(value, str):
-            raise InvalidRequestError(
-                f"{field}[{key!r}] must be a str, not {type(value).__name__}"
-            )
+            raise InvalidRequestError(f"{field}[{key!r}] must be a str, not {type(value).__name__}")
         checked[key] = value
     return checked
 

@@ -28,7 +28,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _testing = {"instant_waits": False}
 
 
-def set_testing(instant_waits: bool) -> None:  # noqa: FBT001 - mirrors stamina.set_testing
+def set_testing(instant_waits: bool) -> None:
     """Make every retry wait zero seconds (for test suites), or restore real waits.
 
     Args:
@@ -146,7 +146,7 @@ def retrying(
     *,
     deployment_id: str,
     on_retry: Callable[[HiveonError, float], None] | None = None,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> _t.AsyncRetrying:
     """Build the tenacity controller for one call.
 
@@ -161,7 +161,8 @@ def retrying(
         clock: The call's clock and deadline.
         deployment_id: For log messages.
         on_retry: Called with the error and the delay just before each wait.
-        sleep: The sleep to use (tests inject one; instant waits skip it).
+        sleep: The sleep to use; None looks up ``anyio.sleep`` at each wait, so
+            that tests can patch it (instant waits skip it).
 
     Returns:
         A fresh ``AsyncRetrying`` (never shared: tenacity keeps per-run state on it).
@@ -175,7 +176,7 @@ def retrying(
             return False
         why_not = _why_not_retry(error, state.attempt_number, policy, budget, clock, decision)
         if why_not is not None:
-            logger.info(
+            logger.warning(
                 "not retrying deployment %r after %s: %s",
                 deployment_id,
                 _describe(error),
@@ -193,8 +194,8 @@ def retrying(
 
     def before_sleep(state: _t.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
-        assert isinstance(error, HiveonError)  # noqa: S101 - should_retry guarantees it
-        logger.warning(
+        assert isinstance(error, HiveonError)
+        logger.info(
             "retrying deployment %r in %.2fs after %s (attempt %d of %d)",
             deployment_id,
             decision.delay,
@@ -207,7 +208,7 @@ def retrying(
 
     async def do_sleep(seconds: float) -> None:
         if not _testing["instant_waits"]:
-            await sleep(seconds)
+            await (anyio.sleep if sleep is None else sleep)(seconds)
 
     kwargs: dict[str, Any] = {
         "retry": should_retry,
@@ -234,8 +235,7 @@ def _why_not_retry(
     retry_after = error.retry_after if isinstance(error, APIStatusError) else None
     if retry_after is not None and retry_after > policy.max_retry_after:
         return (
-            f"Retry-After {retry_after:.0f}s is over max_retry_after "
-            f"{policy.max_retry_after:.0f}s"
+            f"Retry-After {retry_after:.0f}s is over max_retry_after {policy.max_retry_after:.0f}s"
         )
     delay = retry_after if retry_after is not None else backoff_delay(attempt, policy)
     remaining = clock.remaining()
