@@ -8,14 +8,16 @@ an error message.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import math
 import re
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import timezone
+from typing import cast
 
 import httpx
 
@@ -40,7 +42,7 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     404: NotFoundError,
     429: RateLimitedError,
 }
-_DELAY_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SNIPPET_CHARS = 200
 
 
@@ -128,18 +130,23 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
     decoder = _decompressor(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
-    async for raw in response.aiter_raw():
-        if decoder is None:
-            chunk = raw
-        else:
-            try:
-                chunk = decoder.decompress(raw, limit + 1 - size)
-            except zlib.error as exc:
-                raise UndecodableBodyError("corrupt compressed body") from exc
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit or (decoder is not None and decoder.unconsumed_tail):
-            raise BodyTooLargeError(b"".join(chunks)[:limit])
+    # aclosing: leaving early must close the stream now, not at garbage collection.
+    raws = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # it is one; typed looser
+    async with contextlib.aclosing(raws):
+        async for raw in raws:
+            if decoder is None:
+                chunk = raw
+            else:
+                try:
+                    chunk = decoder.decompress(raw, limit + 1 - size)
+                except zlib.error as exc:
+                    raise UndecodableBodyError("corrupt compressed body") from exc
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit or (decoder is not None and decoder.unconsumed_tail):
+                raise BodyTooLargeError(b"".join(chunks)[:limit])
+    if decoder is not None and not decoder.eof:
+        raise UndecodableBodyError("truncated compressed body")
     return b"".join(chunks)
 
 
@@ -149,7 +156,9 @@ def _request_id(response: httpx.Response) -> str | None:
 
 
 def _error_text(body: bytes, secrets: Sequence[str]) -> str:
-    text = body[: MAX_ERROR_BODY_CHARS * 4].decode("utf-8", errors="replace")
+    # Redact the whole (capped) body before cutting it: a cut first could split a
+    # secret and leave its head unrecognised.
+    text = body.decode("utf-8", errors="replace")
     return redact_text(text, secrets)[:MAX_ERROR_BODY_CHARS]
 
 

@@ -105,7 +105,8 @@ class RetryBudget:
     def on_success(self, retries: int) -> None:
         """Credit a call that succeeded after ``retries`` retries."""
         earned = float(retries) if retries else self.refill
-        self.tokens = min(self.capacity, self.tokens + earned)
+        # Rounded so that refills add up: ten refills of 0.1 make a whole token.
+        self.tokens = min(self.capacity, round(self.tokens + earned, 9))
 
     def __repr__(self) -> str:
         return f"RetryBudget(tokens={self.tokens:.1f}, capacity={self.capacity:.0f})"

@@ -1,0 +1,274 @@
+"""SendGate: the client-wide token bucket, pauses and pacing, on virtual time."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import anyio
+import pytest
+
+from hiveon_async import RateLimit
+from hiveon_async._ratelimit import SendGate
+from hiveon_async._retry import is_testing, set_testing
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeTime:
+    """Virtual time for the gate's ``clock`` and ``sleep``.
+
+    ``sleep`` parks the task; :meth:`run` moves the clock to the next wake-up
+    whenever every task it runs is parked or done, so no real time passes and
+    no task polls.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+        self._changed = anyio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.now + seconds, next(self._order), anyio.Event())
+        heapq.heappush(self._sleepers, entry)
+        self._changed.set()
+        try:
+            await entry[2].wait()
+        finally:
+            if entry in self._sleepers:  # cancelled while parked
+                self._sleepers.remove(entry)
+                heapq.heapify(self._sleepers)
+                self._changed.set()
+
+    async def parked(self) -> None:
+        """Return once some task is parked in :meth:`sleep`."""
+        while not self._sleepers:
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+    async def run(self, *tasks: Callable[[], Awaitable[object]]) -> None:
+        """Run ``tasks`` concurrently to the end, driving the clock."""
+        done = 0
+
+        async def track(task: Callable[[], Awaitable[object]]) -> None:
+            nonlocal done
+            await task()
+            done += 1
+            self._changed.set()
+
+        async with anyio.create_task_group() as tg:
+            for task in tasks:
+                tg.start_soon(track, task)
+            while done < len(tasks):
+                if done + len(self._sleepers) < len(tasks):
+                    self._changed = anyio.Event()
+                    await self._changed.wait()
+                    continue
+                wake, _, event = heapq.heappop(self._sleepers)
+                self.now = max(self.now, wake)
+                event.set()
+
+
+@pytest.fixture(autouse=True)
+def real_waits() -> Iterator[None]:
+    """The gate honours pauses and pacing only while set_testing is off."""
+    previous = is_testing()
+    set_testing(False)
+    yield
+    set_testing(previous)
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+def gate_on(fake_time: FakeTime, rate_limit: RateLimit | None) -> SendGate:
+    return SendGate(rate_limit, adaptive=False, clock=fake_time.clock, sleep=fake_time.sleep)
+
+
+def acquirer(gate: SendGate, times: list[float]) -> Callable[[], Awaitable[None]]:
+    """A task that takes one turn at the gate and records when it went."""
+
+    async def acquire() -> None:
+        times.append(await gate.wait_turn())
+
+    return acquire
+
+
+def most_in_window(times: list[float], width: float) -> int:
+    """The most acquisitions in any half-open window [t, t + width)."""
+    return max(sum(start <= t < start + width - 1e-9 for t in times) for start in times)
+
+
+@pytest.mark.parametrize(("per_second", "burst"), [(10.0, 1), (10.0, 5), (250.0, 1), (0.5, 3)])
+async def test_pace_equals_the_configured_rate(
+    fake_time: FakeTime, per_second: float, burst: int
+) -> None:
+    """N back-to-back acquisitions: a burst at once, then exactly one per 1/rate seconds."""
+    gate = gate_on(fake_time, RateLimit(per_second=per_second, burst=burst))
+    times: list[float] = []
+
+    async def acquire_many() -> None:
+        for _ in range(40):
+            times.append(await gate.wait_turn())
+
+    await fake_time.run(acquire_many)
+
+    expected = [max(0, n - burst + 1) / per_second for n in range(40)]
+    assert times == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("per_second", "burst"), [(20.0, 1), (20.0, 4), (100.0, 10)])
+async def test_burst_is_never_exceeded_under_contention(
+    fake_time: FakeTime, per_second: float, burst: int
+) -> None:
+    """Hundreds of concurrent waiters: at most burst at once and burst + rate per second."""
+    gate = gate_on(fake_time, RateLimit(per_second=per_second, burst=burst))
+    times: list[float] = []
+
+    await fake_time.run(*[acquirer(gate, times)] * 300)
+
+    assert len(times) == 300
+    assert most_in_window(times, 1e-6) == burst
+    assert most_in_window(times, 1.0) <= burst + per_second
+
+
+async def test_burst_returns_after_an_idle_spell(fake_time: FakeTime) -> None:
+    """After idling, a full burst is available again, and no more than that."""
+    gate = gate_on(fake_time, RateLimit(per_second=20.0, burst=5))
+    times: list[float] = []
+
+    async def burst_idle_burst() -> None:
+        for _ in range(5):
+            times.append(await gate.wait_turn())
+        await fake_time.sleep(10.0)
+        for _ in range(7):
+            times.append(await gate.wait_turn())
+
+    await fake_time.run(burst_idle_burst)
+
+    assert times == pytest.approx([0.0] * 5 + [10.0] * 5 + [10.05, 10.1])
+
+
+async def test_waiters_are_served_first_come_first_served(fake_time: FakeTime) -> None:
+    """300 concurrent waiters go in exactly the order they arrived, one slot each."""
+    gate = gate_on(fake_time, RateLimit(per_second=50.0, burst=2))
+    arrived: list[int] = []
+    served: list[tuple[int, float]] = []
+
+    def waiter(number: int) -> Callable[[], Awaitable[None]]:
+        async def wait() -> None:
+            arrived.append(number)
+            served.append((number, await gate.wait_turn()))
+
+        return wait
+
+    await fake_time.run(*[waiter(n) for n in range(300)])
+
+    assert [number for number, _ in served] == arrived
+    assert [sent for _, sent in served] == pytest.approx([max(0, n - 1) / 50.0 for n in range(300)])
+
+
+async def test_a_cancelled_waiter_gives_its_slot_back(fake_time: FakeTime) -> None:
+    """The last waiter in line, cancelled, hands its slot to whoever comes next."""
+    gate = gate_on(fake_time, RateLimit(per_second=1.0))
+    times: list[float] = []
+    await gate.wait_turn()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gate.wait_turn)
+        await fake_time.parked()
+        tg.cancel_scope.cancel()
+    await fake_time.run(acquirer(gate, times))
+
+    assert times == [1.0]
+
+
+async def test_no_rate_limit_never_waits(fake_time: FakeTime) -> None:
+    """Without a rate limit (and before any throttle) the gate never sleeps."""
+    gate = gate_on(fake_time, None)
+
+    sent = [await gate.wait_turn() for _ in range(100)]
+
+    assert sent == [0.0] * 100
+
+
+@pytest.mark.parametrize("rate_limit", [None, RateLimit(per_second=10.0)])
+async def test_pause_holds_every_waiter(fake_time: FakeTime, rate_limit: RateLimit | None) -> None:
+    """While paused nobody is sent; then the waiters go (at the rate, if one is set)."""
+    gate = gate_on(fake_time, rate_limit)
+    times: list[float] = []
+    gate.pause(5.0)
+
+    await fake_time.run(*[acquirer(gate, times)] * 20)
+
+    interval = 0.0 if rate_limit is None else 0.1
+    assert sorted(times) == pytest.approx([5.0 + n * interval for n in range(20)])
+
+
+async def test_pause_during_a_wait_holds_that_waiter_too(fake_time: FakeTime) -> None:
+    """A waiter already queued for a slot is held by a pause that starts before its slot."""
+    gate = gate_on(fake_time, RateLimit(per_second=1.0))
+    times: list[float] = []
+
+    async def pause_later() -> None:
+        await fake_time.sleep(0.5)
+        gate.pause(2.0)
+
+    await fake_time.run(acquirer(gate, times), acquirer(gate, times), pause_later)
+
+    assert times == [0.0, 2.5]
+
+
+async def test_pauses_only_extend(fake_time: FakeTime) -> None:
+    """A shorter pause never cuts a longer one short."""
+    gate = gate_on(fake_time, None)
+    times: list[float] = []
+    gate.pause(5.0)
+    gate.pause(1.0)
+
+    await fake_time.run(acquirer(gate, times))
+
+    assert times == [5.0]
+
+
+@pytest.mark.parametrize(
+    ("rate_limit", "gap"),
+    [
+        (None, 1 / 14),
+        (RateLimit(per_second=100.0, burst=10), 1 / 14),
+        (RateLimit(per_second=5.0, burst=10), 1 / 5),
+    ],
+)
+async def test_after_a_throttle_adaptive_pacing_spaces_sends(
+    fake_time: FakeTime, rate_limit: RateLimit | None, gap: float
+) -> None:
+    """A 429 after 10 sends in 0.5 s (20/s) paces at 0.7 x 20/s, never above the RateLimit."""
+    gate = SendGate(rate_limit, adaptive=True, clock=fake_time.clock, sleep=fake_time.sleep)
+    times: list[float] = []
+    for _ in range(10):
+        await gate.wait_turn()
+    gate.on_response(throttled=True, sent_at=0.0)
+
+    await fake_time.run(*[acquirer(gate, times)] * 5)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(times))]
+    assert gaps == pytest.approx([gap] * 4)
+
+
+async def test_real_clock_run_keeps_the_pace() -> None:
+    """20 acquisitions at 200/s with anyio's own clock take at least ~95 ms."""
+    gate = SendGate(RateLimit(per_second=200.0), adaptive=False)
+    started = time.monotonic()
+
+    for _ in range(20):
+        await gate.wait_turn()
+
+    assert time.monotonic() - started >= 0.09

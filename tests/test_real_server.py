@@ -1,0 +1,176 @@
+"""The client over a real socket on 127.0.0.1, through httpx's own transport."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import httpx
+import pytest
+
+from hiveon_async import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncVendorClient,
+    RetryPolicy,
+)
+
+from ._servers import LocalServer, Received, Reply
+from .conftest import stop_error
+
+pytestmark = [pytest.mark.anyio, pytest.mark.socket, pytest.mark.usefixtures("instant_retries")]
+
+HANG = 10.0
+
+
+async def stopped(request: Received) -> Reply:
+    """The documented success, naming the id from the path."""
+    body = json.dumps({"deployment_id": request.target.split("/")[-2]}).encode()
+    return Reply(headers=(("content-type", "application/json"),), body=body)
+
+
+@pytest.fixture
+def connect(api_key: str, clore_key: str) -> Callable[..., AsyncVendorClient]:
+    """Build a client for a base URL, with real transport and the test's keys."""
+
+    def build(base_url: str, **options: object) -> AsyncVendorClient:
+        return AsyncVendorClient(
+            api_key=api_key,
+            base_url=base_url,
+            metadata={"CLORE_API_KEY": clore_key},
+            **options,  # type: ignore[arg-type]
+        )
+
+    return build
+
+
+@pytest.fixture
+async def server(anyio_backend: str) -> AsyncIterator[LocalServer]:
+    """A server answering every stop with success."""
+    server = LocalServer(stopped)
+    async with server.serve():
+        yield server
+
+
+async def test_success_on_the_wire(
+    server: LocalServer,
+    connect: Callable[..., AsyncVendorClient],
+    deployment_id: str,
+    api_key: str,
+    clore_key: str,
+) -> None:
+    """The request a real server reads: POST, path, X-API-Key, JSON type and length, body."""
+    async with connect(server.url) as client:
+        result = await client.stop_deployment(deployment_id)
+
+    assert result.deployment_id == deployment_id
+    [request] = server.received
+    assert request.method == "POST"
+    assert request.target == f"/vendors/v1/machines/deployments/{deployment_id}/stop"
+    assert request.headers["x-api-key"] == api_key
+    assert request.headers["content-type"] == "application/json"
+    assert int(request.headers["content-length"]) == len(request.body)
+    assert json.loads(request.body) == {"metadata": {"CLORE_API_KEY": clore_key}}
+
+
+async def test_connection_is_reused_across_calls(
+    server: LocalServer, connect: Callable[..., AsyncVendorClient]
+) -> None:
+    """Sequential calls share one keep-alive connection."""
+    async with connect(server.url) as client:
+        for n in range(3):
+            await client.stop_deployment(f"dep-{n}")
+
+    assert server.connections == 1
+    assert len(server.received) == 3
+
+
+async def test_redirect_to_another_server_is_not_followed(
+    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+) -> None:
+    """A 307 to another host is an APIStatusError; the other host sees no connection at all."""
+    elsewhere = LocalServer(stopped)
+    async with elsewhere.serve() as other_url:
+
+        async def redirect(request: Received) -> Reply:
+            return Reply(status=307, headers=(("location", other_url + request.target),))
+
+        async with (
+            LocalServer(redirect).serve() as url,
+            httpx.AsyncClient(follow_redirects=True) as own,
+        ):
+            client = connect(url, http_client=own)
+            raised = await stop_error(client, deployment_id, APIStatusError)
+
+    assert raised.status_code == 307
+    assert elsewhere.connections == 0
+
+
+async def test_server_closing_without_an_answer_is_retried(
+    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+) -> None:
+    """A server that disconnects without sending a response is a transient failure."""
+    answers = [None]
+
+    async def drop_once(request: Received) -> Reply | None:
+        return answers.pop() if answers else await stopped(request)
+
+    server = LocalServer(drop_once)
+    async with server.serve() as url, connect(url) as client:
+        result = await client.stop_deployment(deployment_id)
+
+    assert result.deployment_id == deployment_id
+    assert len(server.received) == 2
+
+
+async def test_connection_refused_is_an_api_connection_error(
+    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+) -> None:
+    """Nobody listening: APIConnectionError after max_attempts, httpx.ConnectError as the cause."""
+    async with LocalServer(stopped).serve() as url:
+        pass  # the port is free again
+
+    async with connect(url, retry=RetryPolicy(max_attempts=2)) as client:
+        raised = await stop_error(client, deployment_id, APIConnectionError)
+
+    assert isinstance(raised.__cause__, httpx.ConnectError)
+    assert raised.attempts == 2
+    assert not raised.maybe_applied
+
+
+async def test_trickling_server_is_cut_off_at_the_deadline(
+    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+) -> None:
+    """A body sent a byte every 20 ms (no read times out) cannot hold the call past its deadline."""
+
+    async def trickle(request: Received) -> Reply:
+        return Reply(body=b" " * 10_000, trickle=0.02)
+
+    async with (
+        LocalServer(trickle).serve() as url,
+        connect(url, retry=RetryPolicy(deadline=0.3)) as client,
+    ):
+        with anyio.fail_after(HANG), pytest.raises(APITimeoutError, match="deadline"):
+            await client.stop_deployment(deployment_id)
+
+
+async def test_transport_logs_carry_no_secret(
+    server: LocalServer,
+    connect: Callable[..., AsyncVendorClient],
+    deployment_id: str,
+    api_key: str,
+    clore_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The DEBUG records of httpx and httpcore of a real exchange hold neither key."""
+    caplog.set_level(logging.DEBUG)
+
+    async with connect(server.url) as client:
+        await client.stop_deployment(deployment_id)
+
+    assert {"httpx", "httpcore.http11"} <= {record.name for record in caplog.records}
+    assert api_key not in caplog.text
+    assert clore_key not in caplog.text

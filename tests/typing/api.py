@@ -1,0 +1,182 @@
+"""Never run: exercises the public API under ``mypy --strict``.
+
+Every line must type-check as written; a change to a public signature that
+breaks callers shows up here first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from hiveon_async import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AsyncVendorClient,
+    AuthenticationError,
+    BadRequestError,
+    BatchFailedError,
+    BatchProgress,
+    BatchReport,
+    HiveonError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeStatus,
+    PermissionDeniedError,
+    RateLimit,
+    RateLimitedError,
+    ResponseValidationError,
+    RetryPolicy,
+    ServerError,
+    StopOutcome,
+    StopResult,
+    __version__,
+)
+
+
+def every_keyword(http_client: httpx.AsyncClient) -> list[AsyncVendorClient]:
+    """Construct clients with every keyword, in each accepted form."""
+    policy = RetryPolicy(
+        max_attempts=6,
+        initial_delay=0.25,
+        max_delay=4.0,
+        max_retry_after=30.0,
+        deadline=20.0,
+        budget=None,
+        budget_refill=0.2,
+        adaptive=False,
+    )
+    limit = RateLimit(per_second=50.0, burst=10)
+    attempts: int = policy.max_attempts
+    deadline: float | None = policy.deadline
+    per_second: float = limit.per_second
+    burst: int = limit.burst
+    del attempts, deadline, per_second, burst
+    return [
+        AsyncVendorClient(),
+        AsyncVendorClient(
+            api_key="key",
+            base_url="https://api.hiveon.ai",
+            metadata={"CLORE_API_KEY": "clore", "extra": "value"},
+            timeout=5.0,
+            retry=policy,
+            rate_limit=limit,
+            max_concurrency=64,
+            transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        ),
+        AsyncVendorClient(
+            timeout=httpx.Timeout(5.0, connect=1.0), rate_limit=None, http_client=http_client
+        ),
+    ]
+
+
+async def ids() -> AsyncIterator[str]:
+    yield "dep-1"
+
+
+async def one_call(client: AsyncVendorClient) -> str:
+    """Stop one deployment and read the result."""
+    async with client:
+        result: StopResult = await client.stop_deployment("dep-1")
+        await client.stop_deployment("dep-2", metadata={"CLORE_API_KEY": "other"})
+    await client.aclose()
+    base_url: str = client.base_url
+    concurrency: int = client.max_concurrency
+    return f"{result.deployment_id} {base_url} {concurrency} {__version__}"
+
+
+def read_outcome(outcome: StopOutcome) -> tuple[object, ...]:
+    """Every attribute of one id's outcome."""
+    status: OutcomeStatus = outcome.status
+    result: StopResult | None = outcome.result
+    error: HiveonError | None = outcome.error
+    attempts: int = outcome.attempts
+    elapsed: float = outcome.elapsed
+    maybe_applied: bool = outcome.maybe_applied
+    ok: bool = outcome.ok
+    deployment_id: str = outcome.deployment_id
+    return (status, result, error, attempts, elapsed, maybe_applied, ok, deployment_id)
+
+
+async def batches(client: AsyncVendorClient) -> None:
+    """Both batch forms, with every keyword, and the report's views."""
+    progress = BatchProgress()
+    report: BatchReport = await client.stop_deployments(
+        ["dep-1", "dep-2"],
+        metadata={"CLORE_API_KEY": "clore"},
+        concurrency=8,
+        deadline=60.0,
+        on_outcome=read_outcome,
+        progress=progress,
+    )
+    await client.stop_deployments(ids())
+    stopped: list[StopOutcome] = report.stopped
+    failed: list[StopOutcome] = report.failed
+    skipped: list[StopOutcome] = report.skipped
+    everything_ok: bool = report.ok
+    duplicates: int = report.duplicates
+    elapsed: float = report.elapsed
+    one: StopOutcome = report["dep-1"]
+    present: bool = "dep-1" in report
+    total: int = len(report)
+    del stopped, failed, skipped, everything_ok, duplicates, elapsed, present, total
+    read_outcome(one)
+    for outcome in report:
+        read_outcome(outcome)
+    report.raise_for_failures()
+    done: int = progress.done + progress.seen + progress.in_flight + progress.retries
+    del done
+
+    async with client.stream_stop_deployments(
+        ids(), metadata=None, concurrency=4, deadline=None, on_outcome=None
+    ) as outcomes:
+        seen: int = outcomes.progress.seen
+        del seen
+        async for outcome in outcomes:
+            read_outcome(outcome)
+
+
+async def errors(client: AsyncVendorClient) -> list[object]:
+    """Catch each error class and read what it carries."""
+    found: list[object] = []
+    try:
+        await client.stop_deployment("dep-1")
+    except InvalidRequestError as error:
+        value_error: ValueError = error
+        found.append(value_error)
+    except APITimeoutError as error:
+        found.append(error.request)
+    except APIConnectionError as error:
+        request: httpx.Request | None = error.request
+        found.append(request)
+    except RateLimitedError as error:
+        retry_after: float | None = error.retry_after
+        found.append(retry_after)
+    except (
+        BadRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ServerError,
+    ) as error:
+        found.append(error.status_code)
+    except APIStatusError as error:
+        status_code: int = error.status_code
+        response: httpx.Response = error.response
+        body: str = error.body
+        request_id: str | None = error.request_id
+        found.extend([status_code, response, body, request_id, error.retry_after])
+    except ResponseValidationError as error:
+        found.extend([error.response, error.request_id])
+    except BatchFailedError as error:
+        report: BatchReport = error.report
+        found.append(report)
+    except HiveonError as error:
+        message: str = error.message
+        deployment_id: str | None = error.deployment_id
+        attempts: int = error.attempts
+        maybe_applied: bool = error.maybe_applied
+        found.extend([message, deployment_id, attempts, maybe_applied])
+    return found
