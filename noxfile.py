@@ -15,7 +15,7 @@ PACKAGE = "hiveon_async"
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the suite on asyncio and trio with branch coverage (>= 95%)."""
-    session.install("-e", ".[cli]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "tests"))
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
@@ -33,8 +33,24 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package and on the never-run typing examples."""
-    session.install("-e", ".[cli]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.install(
+        "-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "typecheck")
+    )
     session.run("mypy", PACKAGE, "tests/typing")
 
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (warnings are errors) and offline."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        "build/site",
+        env={"NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's banner about its successor
+    )

@@ -38,7 +38,8 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    from ._client import AsyncVendorClient, Call
+    from ._call import Call
+    from ._client import AsyncVendorClient
 
 logger = logging.getLogger("hiveon_async")
 

@@ -17,6 +17,7 @@ contention, with no polling, on asyncio and trio alike.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -107,3 +108,48 @@ class SendGate:
             self.pacer.on_throttle(now, sent_at)
         else:
             self.pacer.on_success(now)
+
+
+class Slots:
+    """A client-wide bound on requests in flight, so a pool never waits for a connection.
+
+    Like ``anyio.CapacityLimiter``, but taking a free slot does not yield to the
+    event loop: on the hot path (a slot is almost always free) it costs a
+    counter. Waiters queue first come, first served.
+
+    Args:
+        total: The most requests in flight at once.
+    """
+
+    def __init__(self, total: int) -> None:
+        self._free = total
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def __aenter__(self) -> None:
+        """Take a slot (waiting in line when none is free)."""
+        if self._free and not self._waiters:
+            self._free -= 1
+        else:
+            await self._wait()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Give the slot back."""
+        self._release()
+
+    async def _wait(self) -> None:
+        handed = anyio.Event()
+        self._waiters.append(handed)
+        try:
+            await handed.wait()
+        except BaseException:
+            if handed.is_set():
+                self._release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(handed)
+            raise
+
+    def _release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()  # hand the slot straight to the next in line
+        else:
+            self._free += 1

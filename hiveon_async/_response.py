@@ -15,7 +15,7 @@ import math
 import re
 import time
 import zlib
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import timezone
 from typing import cast
 
@@ -46,7 +46,13 @@ _DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SNIPPET_CHARS = 200
 
 
-class BodyTooLargeError(Exception):
+class UnreadableBodyError(Exception):
+    """Internal: the body could not be read within the rules; ``response`` is set by the wire."""
+
+    response: httpx.Response
+
+
+class BodyTooLargeError(UnreadableBodyError):
     """Internal: the body passed the cap; carries what was read so far."""
 
     def __init__(self, head: bytes) -> None:
@@ -54,7 +60,7 @@ class BodyTooLargeError(Exception):
         self.head = head
 
 
-class UndecodableBodyError(Exception):
+class UndecodableBodyError(UnreadableBodyError):
     """Internal: the body uses a content encoding we do not decode, or is corrupt."""
 
 
@@ -103,10 +109,7 @@ def _decompressor(encoding: str) -> zlib._Decompress | None:
 
 
 async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES) -> bytes:
-    """Read a streamed response's body, never holding more than ``limit`` bytes.
-
-    The cap applies to the decoded body too, so a small gzip bomb cannot
-    expand in memory.
+    """Read a streamed ``httpx.Response``'s body, never holding more than ``limit`` bytes.
 
     Args:
         response: A response opened with ``stream=True``.
@@ -116,38 +119,77 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
         The decoded body.
 
     Raises:
-        BodyTooLargeError: The body is larger than ``limit`` (by its
-            Content-Length or as it streamed); the response is closed.
+        BodyTooLargeError: The body is larger than ``limit``.
         UndecodableBodyError: Unknown content encoding or corrupt compression.
     """
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(b"")
+    headers = response.headers
     if response.is_stream_consumed:  # a transport that hands over read responses (mocks)
+        check_declared_length(headers.get("content-length"), limit)
         if len(response.content) > limit:
             raise BodyTooLargeError(response.content[:limit])
         return response.content
-    decoder = _decompressor(response.headers.get("content-encoding", ""))
-    chunks: list[bytes] = []
-    size = 0
     # aclosing: leaving early must close the stream now, not at garbage collection.
     raws = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # it is one; typed looser
     async with contextlib.aclosing(raws):
-        async for raw in raws:
-            if decoder is None:
-                chunk = raw
-            else:
-                try:
-                    chunk = decoder.decompress(raw, limit + 1 - size)
-                except zlib.error as exc:
-                    raise UndecodableBodyError("corrupt compressed body") from exc
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit or (decoder is not None and decoder.unconsumed_tail):
-                raise BodyTooLargeError(b"".join(chunks)[:limit])
+        return await read_capped(
+            raws,
+            content_length=headers.get("content-length"),
+            content_encoding=headers.get("content-encoding"),
+            limit=limit,
+        )
+
+
+def check_declared_length(content_length: str | None, limit: int) -> None:
+    """Refuse a body whose Content-Length is over ``limit`` before reading any of it."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise BodyTooLargeError(b"")
+
+
+async def read_capped(
+    chunks: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    content_encoding: str | None,
+    limit: int = MAX_RESPONSE_BYTES,
+) -> bytes:
+    """Read raw body chunks, decoding them, never holding more than ``limit`` bytes.
+
+    The cap applies to the decoded body too, so a small gzip bomb cannot
+    expand in memory.
+
+    Args:
+        chunks: The body as it arrives (still content-encoded).
+        content_length: The Content-Length header, if any.
+        content_encoding: The Content-Encoding header, if any.
+        limit: The most bytes to accept.
+
+    Returns:
+        The decoded body.
+
+    Raises:
+        BodyTooLargeError: The body is larger than ``limit`` (by its
+            Content-Length or as it streamed).
+        UndecodableBodyError: Unknown content encoding or corrupt compression.
+    """
+    check_declared_length(content_length, limit)
+    decoder = _decompressor(content_encoding or "")
+    parts: list[bytes] = []
+    size = 0
+    async for raw in chunks:
+        if decoder is None:
+            chunk = raw
+        else:
+            try:
+                chunk = decoder.decompress(raw, limit + 1 - size)
+            except zlib.error as exc:
+                raise UndecodableBodyError("corrupt compressed body") from exc
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit or (decoder is not None and decoder.unconsumed_tail):
+            raise BodyTooLargeError(b"".join(parts)[:limit])
     if decoder is not None and not decoder.eof:
         raise UndecodableBodyError("truncated compressed body")
-    return b"".join(chunks)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _request_id(response: httpx.Response) -> str | None:

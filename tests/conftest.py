@@ -175,3 +175,11 @@ async def make_client(
 def client(make_client: Callable[..., AsyncVendorClient]) -> AsyncVendorClient:
     """A client with the default settings, wired to ``vendor``."""
     return make_client()
+
+
+@pytest.fixture(params=["httpcore", "aiohttp"])
+def pool(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    """Each connection pool the client can use: httpcore's, and aiohttp's (asyncio only)."""
+    if request.param == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("aiohttp's pool runs on asyncio only")
+    return str(request.param)

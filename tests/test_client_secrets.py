@@ -121,14 +121,16 @@ async def test_kept_requests_hide_the_key_header_and_drop_the_body(
 
 
 async def test_httpx_log_records_are_scanned_too(
-    client: AsyncVendorClient,
+    make_client: Callable[..., AsyncVendorClient],
+    vendor: respx.Router,
     stop_route: respx.Route,
     deployment_id: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The secret scan above sees httpx's own records as well as ours."""
+    """The secret scan above sees httpx's own records (a user's http_client logs them) and ours."""
     caplog.set_level(logging.DEBUG)
-
-    await client.stop_deployment(deployment_id)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(vendor.async_handler)) as own:
+        client = make_client(transport=None, http_client=own)
+        await client.stop_deployment(deployment_id)
 
     assert {"httpx", "hiveon_async"} <= {record.name for record in caplog.records}
