@@ -1,0 +1,161 @@
+"""The in-process runner: an httpx transport that answers from a FakeVendorAPI.
+
+No socket is opened. Faults raise the httpx exception types that httpcore
+raises for them on a real socket (checked on asyncio and trio: a reset is a
+ReadError, a drop a RemoteProtocolError with httpcore's message, silence past
+the request's read timeout a ReadTimeout), and the read timeout is honoured
+wherever a socket read would wait.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import anyio
+import httpx
+
+from ._reply import BODY_FAULTS
+
+if TYPE_CHECKING:
+    from ._fake import FakeVendorAPI
+    from ._faults import Fault
+    from ._reply import Reply
+
+__all__ = ["FakeTransport"]
+
+#: Bytes per chunk of a chunked body.
+CHUNK_BYTES = 16 * 1024
+_DISCONNECTED = "Server disconnected without sending a response."
+
+
+def _read_timeout(request: httpx.Request) -> float | None:
+    timeout = request.extensions.get("timeout")
+    return None if timeout is None else timeout.get("read")
+
+
+async def _wait(seconds: float, read_timeout: float | None, request: httpx.Request) -> None:
+    # A socket read gives up after read_timeout; so does this wait.
+    if read_timeout is not None and read_timeout < seconds:
+        await anyio.sleep(read_timeout)
+        raise httpx.ReadTimeout("timed out", request=request)
+    await anyio.sleep(seconds)
+
+
+class _TrickleStream(httpx.AsyncByteStream):
+    """A body that arrives one byte at a time.
+
+    An iterator object, not an async generator: a client that stops reading
+    early leaves no suspended generator behind to be finalized by the GC.
+    """
+
+    def __init__(self, body: bytes, interval: float, request: httpx.Request) -> None:
+        self._body = body
+        self._interval = interval
+        self._request = request
+        self._offset = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._offset >= len(self._body):
+            raise StopAsyncIteration
+        await _wait(self._interval, _read_timeout(self._request), self._request)
+        self._offset += 1
+        return self._body[self._offset - 1 : self._offset]
+
+
+class _ChunkedStream(httpx.AsyncByteStream):
+    """A body that arrives in chunks, with no Content-Length (an iterator, as above)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._offset = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._offset >= len(self._body):
+            raise StopAsyncIteration
+        self._offset += CHUNK_BYTES
+        return self._body[self._offset - CHUNK_BYTES : self._offset]
+
+
+class FakeTransport(httpx.AsyncBaseTransport):
+    """An httpx transport backed by a :class:`FakeVendorAPI` (see ``FakeVendorAPI.transport``).
+
+    Args:
+        fake: The fake that answers.
+    """
+
+    def __init__(self, fake: FakeVendorAPI) -> None:
+        self._fake = fake
+
+    def __repr__(self) -> str:
+        return f"FakeTransport({self._fake!r})"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer one request from the fake, or raise the fault's httpx error.
+
+        Args:
+            request: The request httpx is sending.
+
+        Returns:
+            The fake's response.
+
+        Raises:
+            httpx.ReadError: For a reset.
+            httpx.RemoteProtocolError: For a drop, or a stall that outlasts a missing read timeout.
+            httpx.ReadTimeout: When the answer takes longer than the read timeout.
+        """
+        body = await request.aread()
+        headers = request.headers
+        fake = self._fake
+        reply = fake._receive(
+            request.method,
+            request.url.raw_path.decode("ascii"),
+            headers.get("x-api-key"),
+            headers.get("content-type"),
+            body,
+            # Copying the headers costs; only a recording fake reads them.
+            headers.raw if fake.record else (),
+        )
+        try:
+            if reply.delay:
+                await _wait(reply.delay, _read_timeout(request), request)
+            head_only = request.method == "HEAD"
+            if reply.fault is None or (head_only and reply.fault.kind in BODY_FAULTS):
+                # A server sends no body in answer to HEAD; httpx then reads none.
+                return self._response(reply, httpx.ByteStream(b"" if head_only else reply.body))
+            return await self._carry_out(reply.fault, reply, request)
+        finally:
+            fake._finish()
+
+    async def _carry_out(
+        self, fault: Fault, reply: Reply, request: httpx.Request
+    ) -> httpx.Response:
+        kind = fault.kind
+        if kind == "reset":
+            # httpcore wraps the socket's ECONNRESET the same way (as trio words it).
+            cause = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+            raise httpx.ReadError(
+                f"[Errno {errno.ECONNRESET}] Connection reset by peer", request=request
+            ) from cause
+        if kind == "stall":
+            await _wait(fault.seconds, _read_timeout(request), request)
+        if kind in ("stall", "drop"):
+            raise httpx.RemoteProtocolError(_DISCONNECTED, request=request)
+        if kind == "trickle":
+            return self._response(reply, _TrickleStream(reply.body, fault.interval, request))
+        return self._response(reply, _ChunkedStream(reply.body))
+
+    def _response(self, reply: Reply, stream: httpx.AsyncByteStream) -> httpx.Response:
+        return httpx.Response(
+            reply.status,
+            headers=reply.headers,
+            stream=stream,
+            extensions={"http_version": b"HTTP/1.1"},
+        )

@@ -1,0 +1,223 @@
+"""``hiveon-async fake-server`` (hiveon_async/cli.py), run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from hiveon_async.cli import main
+
+pytestmark = pytest.mark.socket
+
+VENDOR_EXAMPLE_ID = "a1b2c3d4-5678-90ef-ghij-klmnopqrstuv"
+VENDOR_EXAMPLE_BODY = (
+    '{"metadata": {"CLORE_API_KEY": "your-clore-api-key", "additional_key": "additional_value"}}'
+)
+STOP_PATH = f"/vendors/v1/machines/deployments/{VENDOR_EXAMPLE_ID}/stop"
+#: Seconds for the process to start and print its URL (imports are slow on a loaded machine).
+STARTUP_SECONDS = 20.0
+
+
+def command() -> list[str]:
+    """The installed console script, or the same entry point through this interpreter."""
+    script = Path(sys.executable).with_name("hiveon-async")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from hiveon_async.cli import main; main()"]
+
+
+class RunningServer:
+    """A ``fake-server`` process and what it printed at start."""
+
+    def __init__(self, process: subprocess.Popen[bytes], banner: str) -> None:
+        self.process = process
+        self.banner = banner
+        match = re.search(r"listening on (http://\S+)", banner)
+        assert match, banner
+        self.url = match.group(1)
+        key = re.search(r"API key: (\S+)", banner)
+        self.api_key = key.group(1) if key else None
+        self.output = ""
+
+
+def read_banner(process: subprocess.Popen[bytes]) -> str:
+    """Read stdout until the server says how to stop it."""
+    assert process.stdout is not None
+    # Raw reads: a buffered readline would swallow lines that select() then never reports.
+    descriptor = process.stdout.fileno()
+    banner = b""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    with selectors.DefaultSelector() as selector:
+        selector.register(descriptor, selectors.EVENT_READ)
+        while b"Ctrl-C" not in banner:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                pytest.fail(f"fake-server printed no URL in time: {banner!r}")
+            chunk = os.read(descriptor, 4096)
+            if not chunk:
+                pytest.fail(f"fake-server exited early: {banner!r}")
+            banner += chunk
+    return banner.decode()
+
+
+@contextmanager
+def fake_server(*args: str) -> Iterator[RunningServer]:
+    """Run ``hiveon-async fake-server --port 0 ARGS``; stop it with SIGINT afterwards."""
+    process = subprocess.Popen(
+        [*command(), "fake-server", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        server = RunningServer(process, read_banner(process))
+        yield server
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+        server.output = output.decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def vendor_example(server: RunningServer, key: str) -> httpx.Response:
+    """Send the vendor's documented example request with httpx."""
+    return httpx.post(
+        server.url + STOP_PATH,
+        content=VENDOR_EXAMPLE_BODY,
+        headers={"Content-Type": "application/json", "X-API-Key": key},
+        timeout=5,
+    )
+
+
+def test_serves_until_interrupted_and_prints_a_generated_key() -> None:
+    """The command prints its URL and generated key, answers, and exits 0 on Ctrl-C."""
+    with fake_server() as server:
+        assert server.api_key is not None
+        assert server.api_key.startswith("fake-")
+        response = vendor_example(server, server.api_key)
+        wrong = vendor_example(server, "not-the-key")
+    assert response.json() == {"deployment_id": VENDOR_EXAMPLE_ID}
+    assert wrong.status_code == 401
+    assert server.process.returncode == 0
+    assert "Stopped after 2 requests." in server.output
+
+
+def test_a_given_key_is_not_printed() -> None:
+    """With ``--api-key`` the key is used and never printed."""
+    with fake_server("--api-key", "my-fake-key") as server:
+        response = vendor_example(server, "my-fake-key")
+    assert response.status_code == 200
+    assert server.api_key is None
+    assert "my-fake-key" not in server.banner + server.output
+
+
+def test_sigterm_stops_it_cleanly() -> None:
+    """SIGTERM, as a supervisor sends it, is a clean stop too."""
+    with fake_server() as server:
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=10)
+    assert server.process.returncode == 0
+
+
+def test_options_shape_the_fake() -> None:
+    """``--fail-rate 1`` fails every request; ``--latency`` delays each answer."""
+    with fake_server("--api-key", "k", "--fail-rate", "1", "--latency", "50") as server:
+        statuses = []
+        started = time.monotonic()
+        with httpx.Client(timeout=5) as client:
+            for _ in range(5):
+                try:
+                    statuses.append(
+                        client.post(
+                            server.url + STOP_PATH,
+                            content=VENDOR_EXAMPLE_BODY,
+                            headers={"Content-Type": "application/json", "X-API-Key": "k"},
+                        ).status_code
+                    )
+                except httpx.TransportError:
+                    statuses.append(0)
+        elapsed = time.monotonic() - started
+    assert 200 not in statuses
+    assert elapsed >= 5 * 0.05
+
+
+def test_rate_limit_option() -> None:
+    """``--rate-limit 0.2`` lets one request in five seconds through per key, then 429."""
+    with fake_server("--api-key", "k", "--rate-limit", "0.2") as server:
+        first, second = vendor_example(server, "k"), vendor_example(server, "k")
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert 1 <= int(second.headers["retry-after"]) <= 5
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
+def test_vendor_curl_example() -> None:
+    """The vendor's documented cURL command, pointed at the fake, gets 200 and the id."""
+    with fake_server() as server:
+        completed = subprocess.run(
+            [
+                "curl",
+                "--silent",
+                "--show-error",
+                "--noproxy",
+                "*",
+                "--max-time",
+                "10",
+                "--write-out",
+                "\n%{http_code}",
+                "-X",
+                "POST",
+                server.url + STOP_PATH,
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                f"X-API-Key: {server.api_key}",
+                "-d",
+                VENDOR_EXAMPLE_BODY,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    body, _, status = completed.stdout.rpartition("\n")
+    assert completed.returncode == 0, completed.stderr
+    assert status == "200"
+    assert json.loads(body) == {"deployment_id": VENDOR_EXAMPLE_ID}
+
+
+def test_help_describes_every_option() -> None:
+    """``fake-server --help`` documents its options."""
+    result = CliRunner().invoke(main, ["fake-server", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--api-key", "--fail-rate", "--latency", "--rate-limit"):
+        assert option in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fail-rate", "1.5"],
+        ["--latency", "-1"],
+        ["--rate-limit", "0"],
+        ["--port", "70000"],
+    ],
+    ids=["fail-rate", "latency", "rate-limit", "port"],
+)
+def test_bad_options_are_usage_errors(args: list[str]) -> None:
+    """Out-of-range options are refused before anything is served."""
+    result = CliRunner().invoke(main, ["fake-server", *args])
+    assert result.exit_code == 2
