@@ -33,9 +33,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package and on the never-run typing examples."""
-    session.install(
-        "-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "typecheck")
-    )
+    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
     session.run("mypy", PACKAGE, "tests/typing")
 
 
