@@ -1,10 +1,13 @@
 """The wire: send one attempt and read its capped body. The only place that does I/O.
 
-Three pools, one behaviour:
+Three ways to send, one behaviour:
 
 - **A client we built** (the default, or ``transport=``): requests are handed
   straight to the transport, skipping ``httpx.AsyncClient.send`` (auth flows,
   redirect handling, cookies, event hooks: none of which this client uses).
+  Without ``transport=`` or a proxy, the pool is :mod:`hiveon_async._pool`, a
+  lean stack of httpcore connections whose cost per request does not grow
+  with concurrency.
 - On asyncio, when the ``speedups`` extra (aiohttp) is installed, a client we
   built with neither ``transport=`` nor a proxy sends through aiohttp's pool
   (:mod:`hiveon_async._aiohttp`), whose cost per request stays flat as
@@ -29,6 +32,7 @@ import httpx
 
 from ._call import Answer, Call
 from ._errors import InvalidRequestError
+from ._pool import LeanPool
 from ._response import UnreadableBodyError, read_body
 
 if TYPE_CHECKING:
@@ -112,14 +116,15 @@ class Wire:
             )
         self._client = http_client
         self._transport = http_client._transport_for_url(base_url)
-        # aiohttp's pool only replaces httpcore's plain default: never a user's
-        # client or transport, never a proxy.
-        self._may_speed_up = (
-            not self.borrowed
-            and transport is None
-            and self._transport is http_client._transport
-            and (speedups_available() if speedups is None else speedups)
+        # Our pools only replace httpcore's plain default pool: never a user's
+        # client or transport, never a proxy's.
+        plain = (
+            not self.borrowed and transport is None and self._transport is http_client._transport
         )
+        self._lean: LeanPool | None = None
+        if plain:
+            self._transport = self._lean = LeanPool(self._limits)
+        self._may_speed_up = plain and (speedups_available() if speedups is None else speedups)
         self._fast: AiohttpWire | None = None
 
     @property
@@ -129,7 +134,7 @@ class Wire:
             return "http_client"
         if self._fast is not None:
             return "aiohttp"
-        if isinstance(self._transport, httpx.AsyncHTTPTransport):
+        if self._lean is not None:
             return "httpcore"
         return "transport"
 
@@ -192,5 +197,7 @@ class Wire:
         """Close what we built (never a user's client)."""
         if self._fast is not None:
             await self._fast.aclose()
+        if self._lean is not None:
+            await self._lean.aclose()
         if not self.borrowed:
             await self._client.aclose()
