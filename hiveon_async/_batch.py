@@ -254,13 +254,13 @@ class _Batch:
         if self.stop_cause is not None:
             return _outcome(key, OutcomeStatus.SKIPPED, error=self.stop_cause)
         try:
-            call = self.client.prepare(item, self.metadata, abort=self._check_abort)  # type: ignore[arg-type]
+            call = self.client._prepare(item, self.metadata, abort=self._check_abort)  # type: ignore[arg-type]
         except InvalidRequestError as exc:
             return _outcome(key, OutcomeStatus.FAILED, error=exc)
         self.slots[slot] = call
         self.progress.in_flight += 1
         try:
-            result, attempts = await self.client.send(call)
+            result, attempts = await self.client._send(call)
         except _Aborted as exc:
             return self._cut_short(call, exc.cause)
         except Exception as exc:  # one id's failure never escapes the batch

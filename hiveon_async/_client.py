@@ -75,10 +75,12 @@ class AsyncVendorClient:
     Args:
         api_key: The vendor API key (``X-API-Key``). None reads
             ``$HIVEON_API_KEY``.
-        base_url: The API's root. ``https``, or plain ``http`` for loopback
-            hosts only.
+        base_url: The API's root (default ``https://api.hiveon.ai``).
+            ``https``, or plain ``http`` for loopback hosts only.
         metadata: Default Clore metadata merged under each call's. When it has
-            no ``CLORE_API_KEY``, ``$CLORE_API_KEY`` supplies one.
+            no ``CLORE_API_KEY``, ``$CLORE_API_KEY`` supplies one; when neither
+            does, each call must bring it (else ``InvalidRequestError`` at the
+            call, before any I/O).
         timeout: Per attempt: seconds, or an ``httpx.Timeout``. Each attempt is
             also bounded in total by the sum of its phases, so a server that
             trickles bytes cannot hold it open. None uses 10 seconds, or the
@@ -87,9 +89,9 @@ class AsyncVendorClient:
         rate_limit: A client-wide :class:`RateLimit`, or None for none (the
             client still paces itself after a 429 unless
             ``RetryPolicy(adaptive=False)``).
-        max_concurrency: The most requests in flight at once, client-wide; the
-            default concurrency of batches; and the size of the connection pool
-            the client builds.
+        max_concurrency: The most requests in flight at once, client-wide
+            (default 32); the default and largest concurrency of batches; and
+            the size of the connection pool the client builds.
         http_client: Your own ``httpx.AsyncClient`` (its transport, proxies, TLS
             settings and default headers are used; it is never closed by us,
             and redirects are never followed whatever it says).
@@ -233,6 +235,7 @@ class AsyncVendorClient:
             The server's confirmation.
 
         Raises:
+            RuntimeError: The client is closed.
             InvalidRequestError: Bad id or metadata; nothing was sent.
             AuthenticationError: 401, the API key was refused.
             NotFoundError: 404, no such deployment (see ``maybe_applied``).
@@ -244,11 +247,11 @@ class AsyncVendorClient:
             APITimeoutError: The attempts or the call's deadline timed out.
             ResponseValidationError: A 2xx whose body is not the documented shape.
         """
-        call = self.prepare(deployment_id, metadata)
-        result, _ = await self.send(call)
+        call = self._prepare(deployment_id, metadata)
+        result, _ = await self._send(call)
         return result
 
-    def prepare(
+    def _prepare(
         self,
         deployment_id: str,
         metadata: Mapping[str, str] | None,
@@ -278,7 +281,7 @@ class AsyncVendorClient:
             abort=abort,
         )
 
-    async def send(self, call: Call) -> tuple[StopResult, int]:
+    async def _send(self, call: Call) -> tuple[StopResult, int]:
         """Run a prepared call through the retry loop; return the result and attempts (internal)."""
         try:
             if call.clock.deadline is None:
@@ -451,9 +454,43 @@ class AsyncVendorClient:
         on_outcome: Callable[[StopOutcome], Any] | None = None,
         progress: _batch.BatchProgress | None = None,
     ) -> BatchReport:
-        """Stop many deployments with bounded concurrency; one outcome per unique id.
+        """Stop many deployments with bounded load; return one outcome per unique id.
 
-        See :func:`hiveon_async._batch.run_report` for the full semantics.
+        A fixed pool of ``concurrency`` workers pulls ids from ``ids`` lazily (a
+        generator of millions is never materialised) and sends each through the
+        same path as :meth:`stop_deployment`: validation, retries, rate limit.
+        The failure of one id never raises and never cancels the others.
+
+        - An invalid id ends ``failed`` with :class:`InvalidRequestError`;
+          nothing is sent for it.
+        - A repeated id is stopped once and counted in ``report.duplicates``.
+        - A 401 aborts the batch: no new request starts, and the ids not yet
+          sent end ``skipped`` carrying the :class:`AuthenticationError`.
+        - At ``deadline``, calls in flight are cancelled (``failed``, with
+          ``maybe_applied``) and the rest end ``skipped``. The rest of the
+          input is still read, to account for every id.
+
+        Args:
+            ids: Deployment ids: any iterable or async iterable of str.
+            metadata: Clore metadata for every call, merged over the client's.
+            concurrency: Calls in flight at most; default (and maximum) the
+                client's ``max_concurrency``.
+            deadline: Seconds the whole batch may take, or None.
+            on_outcome: Called (sync or async) once per outcome as it completes;
+                an exception it raises stops the batch and propagates.
+            progress: A :class:`BatchProgress` to update live, for progress bars.
+
+        Returns:
+            The :class:`BatchReport`: outcomes in first-seen input order.
+
+        Raises:
+            InvalidRequestError: ``ids`` is a str or not iterable, or
+                ``concurrency``/``deadline`` is invalid; raised before any I/O.
+
+        Example:
+            >>> report = await client.stop_deployments(ids, concurrency=16)  # doctest: +SKIP
+            >>> print(len(report.stopped), len(report.failed))  # doctest: +SKIP
+            >>> report.raise_for_failures()  # doctest: +SKIP
         """
         return await _batch.run_report(
             self,
@@ -477,7 +514,34 @@ class AsyncVendorClient:
     ) -> AbstractAsyncContextManager[_batch.OutcomeStream]:
         """Stop many deployments, yielding each outcome as it completes.
 
-        See :func:`hiveon_async._batch.stream` for the full semantics.
+        The same pool and rules as :meth:`stop_deployments`, but nothing is kept
+        after an outcome is yielded, so memory stays O(concurrency) however
+        many ids pass through. For the same reason the stream does not remember
+        ids it has finished: a repeated id is stopped again (stopping is
+        idempotent); de-duplicate upstream, or use :meth:`stop_deployments`.
+        Leaving the ``async with`` block early (``break``, an exception) stops
+        the batch: calls in flight are cancelled and no new request starts.
+
+        Args:
+            ids: Deployment ids: any iterable or async iterable of str.
+            metadata: Clore metadata for every call, merged over the client's.
+            concurrency: Calls in flight at most; default (and maximum) the
+                client's ``max_concurrency``.
+            deadline: Seconds the whole batch may take, or None.
+            on_outcome: Called (sync or async) once per outcome.
+            progress: A :class:`BatchProgress` to update live (the stream's
+                ``.progress`` is the same object).
+
+        Returns:
+            An async context manager yielding an :class:`OutcomeStream`.
+
+        Raises:
+            InvalidRequestError: Invalid arguments; raised before any I/O.
+
+        Example:
+            >>> async with client.stream_stop_deployments(ids) as outcomes:  # doctest: +SKIP
+            ...     async for outcome in outcomes:
+            ...         print(outcome.deployment_id, outcome.status)
         """
         return _batch.stream(
             self,

@@ -96,7 +96,8 @@ class RetryPolicy:
             a token; a call that succeeds after retrying gives its tokens back,
             and a call that succeeds at once adds ``budget_refill``. A backend
             that fails everything therefore sees at most ``budget`` retries,
-            not ``max_attempts`` times the traffic. ``None`` turns it off.
+            not ``max_attempts`` times the traffic. The budget refills only
+            through successes, never with time alone. ``None`` turns it off.
         budget_refill: Tokens added by each call that succeeds at its first attempt.
         adaptive: Pace sending after a 429 (lower the rate below what the
             server refused, then raise it again as requests succeed). On by
