@@ -481,3 +481,16 @@ async def test_bulk_resume(vendor: Callable[..., FakeVendorAPI], tmp_path: Path)
     third = await resume.main(ids, journal)
     assert len(third) == 0  # the journal records every id as stopped
     assert fake.request_count == 10 + 4
+
+
+def test_readme_example_runs(
+    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's example runs as printed and says what it did."""
+    [(_, body)] = list(_python_fences(ROOT / "README.md"))
+    fake = vendor()
+    exec(compile("\n".join(body), "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == (
+        "stopped a1b2c3d4-5678-90ef-ghij-klmnopqrstuv\n3 stopped, 0 failed\n"
+    )
+    assert fake.stopped == {"a1b2c3d4-5678-90ef-ghij-klmnopqrstuv", "dep-1", "dep-2", "dep-3"}
