@@ -20,6 +20,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 import httpcore
 import httpx
 
+from ._response import close_iterator
+
 __all__ = ["LeanPool"]
 
 # httpcore's exception -> httpx's exception of the same meaning, most specific first.
@@ -67,14 +69,17 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         stream = self._response.stream
         assert isinstance(stream, AsyncIterable)  # an async connection's body
+        chunks = stream.__aiter__()
         try:
-            async for chunk in stream:
+            async for chunk in chunks:
                 yield chunk
         except Exception as exc:
             mapped = as_httpx_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        finally:
+            await close_iterator(chunks)  # httpcore's generator, when we stop early
 
     async def aclose(self) -> None:
         try:

@@ -8,16 +8,14 @@ an error message.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import math
 import re
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timezone
-from typing import cast
 
 import httpx
 
@@ -128,15 +126,26 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
         if len(response.content) > limit:
             raise BodyTooLargeError(response.content[:limit])
         return response.content
-    # aclosing: leaving early must close the stream now, not at garbage collection.
-    raws = cast("AsyncGenerator[bytes, None]", response.aiter_raw())  # it is one; typed looser
-    async with contextlib.aclosing(raws):
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)  # a response of an async transport
+    raws = stream.__aiter__()
+    try:
         return await read_capped(
             raws,
             content_length=headers.get("content-length"),
             content_encoding=headers.get("content-encoding"),
             limit=limit,
         )
+    finally:
+        # Leaving early (the cap) must close the body's generators now, not at GC.
+        await close_iterator(raws)
+
+
+async def close_iterator(iterator: AsyncIterator[bytes]) -> None:
+    """Close an async generator left part-way (a no-op for other iterators)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def check_declared_length(content_length: str | None, limit: int) -> None:
