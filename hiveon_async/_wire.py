@@ -102,6 +102,8 @@ class Wire:
         self._timeout = timeout
         self._timeout_extension = timeout.as_dict()
         self._attempt_limit = attempt_limit(timeout)
+        self._headers_source: Mapping[str, str] | None = None
+        self._headers = httpx.Headers()
         self._limits = httpx.Limits(
             max_connections=max_concurrency,
             max_keepalive_connections=max_concurrency,
@@ -144,10 +146,12 @@ class Wire:
             return self._client.build_request(
                 "POST", url, headers=headers, content=body, timeout=self._timeout
             )
+        if headers is not self._headers_source:  # the client's one dict: normalise it once
+            self._headers_source, self._headers = headers, httpx.Headers(headers)
         return httpx.Request(
             "POST",
             url,
-            headers=headers,
+            headers=self._headers,
             content=body,
             extensions={"timeout": self._timeout_extension},
         )
@@ -171,11 +175,11 @@ class Wire:
             return await fast.roundtrip(call)
         if self._attempt_limit is None:
             return await self._httpx_roundtrip(call)
-        try:
-            with anyio.fail_after(self._attempt_limit):
-                return await self._httpx_roundtrip(call)
-        except TimeoutError:
-            raise httpx.ReadTimeout(f"no complete response within {self._attempt_limit}s") from None
+        # A bare cancel scope: a third of the cost of anyio.fail_after on this hot path.
+        with anyio.CancelScope(deadline=anyio.current_time() + self._attempt_limit) as scope:
+            return await self._httpx_roundtrip(call)
+        assert scope.cancelled_caught
+        raise httpx.ReadTimeout(f"no complete response within {self._attempt_limit}s")
 
     async def _httpx_roundtrip(self, call: Call) -> Answer:
         request = call.request
