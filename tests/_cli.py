@@ -1,0 +1,151 @@
+"""Helpers of the command-line tests: a fake vendor on a socket, credentials, the parsed output."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hiveon_async import (
+    APITimeoutError,
+    OutcomeStatus,
+    ServerError,
+    StopOutcome,
+    StopResult,
+)
+from hiveon_async._cli_output import Tally, outcome_record
+from hiveon_async.testing import FakeVendorAPI, set_testing
+
+
+def distinctive_secret(prefix: str) -> str:
+    """A credential no output could contain by chance, so that a leak can be searched for."""
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+class Vendor:
+    """A FakeVendorAPI served on 127.0.0.1 from a thread, and credentials it accepts."""
+
+    def __init__(self, fake: FakeVendorAPI, url: str, api_key: str, clore_api_key: str) -> None:
+        self.fake = fake
+        self.url = url
+        self.api_key = api_key
+        self.clore_api_key = clore_api_key
+
+    def env(self, **more: str | None) -> dict[str, str | None]:
+        """The environment of a run against this vendor."""
+        return {
+            "HIVEON_API_KEY": self.api_key,
+            "CLORE_API_KEY": self.clore_api_key,
+            "HIVEON_BASE_URL": self.url,
+            **more,
+        }
+
+    def process_env(self, **more: str) -> dict[str, str]:
+        """``os.environ`` plus :meth:`env`, for a subprocess."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith("HIVEON_")}
+        env.pop("CLORE_API_KEY", None)
+        env.update({key: value for key, value in self.env().items() if value is not None})
+        env.update(more)
+        return env
+
+
+@contextmanager
+def vendor(*, instant_retries: bool = True, **options: Any) -> Iterator[Vendor]:
+    """Serve a FakeVendorAPI (``options`` are its arguments) on a free loopback port.
+
+    With ``instant_retries``, retries in this process do not sleep while it runs.
+    """
+    api_key = distinctive_secret("hk")
+    clore_api_key = distinctive_secret("ck")
+    options.setdefault("api_keys", [api_key])
+    fake = FakeVendorAPI(**options)
+    set_testing(instant_retries)
+    try:
+        with fake.serve_in_thread() as url:
+            yield Vendor(fake, url, api_key, clore_api_key)
+    finally:
+        set_testing(False)
+
+
+def records(text: str) -> list[dict[str, Any]]:
+    """The JSON Lines of an output, parsed."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def journal_stopped(path: Path) -> set[str]:
+    """The ids a journal records as stopped (a torn line is skipped)."""
+    stopped = set()
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record["status"] == "stopped":
+            stopped.add(record["deployment_id"])
+    return stopped
+
+
+def command() -> list[str]:
+    """The command line as a process runs it: ``python -m hiveon_async.cli``."""
+    return [sys.executable, "-m", "hiveon_async.cli"]
+
+
+def write_ids(path: Path, count: int, prefix: str = "dep") -> list[str]:
+    """Write ``count`` ids to ``path``, one per line; return them."""
+    ids = [f"{prefix}-{number:05}" for number in range(count)]
+    path.write_text("".join(f"{deployment_id}\n" for deployment_id in ids))
+    return ids
+
+
+# -- outcomes as a batch hands them over --------------------------------------------------
+
+
+def server_error() -> ServerError:
+    """A 503 after four attempts, its message holding what looks like markup."""
+    response = httpx.Response(503, request=httpx.Request("POST", "https://api.hiveon.test/x"))
+    return ServerError(
+        "503 Service Unavailable for deployment 'dep-2' [redacted]",
+        response=response,
+        body="",
+        request_id="req-9",
+        deployment_id="dep-2",
+        attempts=4,
+        maybe_applied=True,
+    )
+
+
+STOPPED = StopOutcome(
+    deployment_id="dep-1",
+    status=OutcomeStatus.STOPPED,
+    result=StopResult(deployment_id="dep-1"),
+    attempts=2,
+    elapsed=0.123456,
+)
+FAILED = StopOutcome(
+    deployment_id="dep-2",
+    status=OutcomeStatus.FAILED,
+    error=server_error(),
+    attempts=4,
+    elapsed=3.5,
+    maybe_applied=True,
+)
+SKIPPED = StopOutcome(
+    deployment_id="dep-3",
+    status=OutcomeStatus.SKIPPED,
+    error=APITimeoutError("the batch deadline of 1.0s passed"),
+)
+
+
+def tally_of(*outcomes: StopOutcome) -> Tally:
+    """The tally of these outcomes' records."""
+    tally = Tally()
+    for outcome in outcomes:
+        tally.count(outcome_record(outcome))
+    return tally

@@ -1,0 +1,89 @@
+"""The end of a run: headline, summary, exit status, and the table printed last."""
+
+from __future__ import annotations
+
+import pytest
+
+from hiveon_async import StopOutcome
+from hiveon_async._cli_output import TableOutput, Tally, outcome_record
+from hiveon_async._cli_run import Ending, exit_status
+from hiveon_async._cli_summary import conclude, headline, summary_lines
+
+from ._cli import FAILED, SKIPPED, STOPPED, tally_of
+
+
+def test_a_failure_without_an_error_is_quoted_by_status() -> None:
+    """Defensive: a failed record with no error object is still quoted."""
+    tally = Tally()
+    tally.count({"deployment_id": "d", "status": "failed", "attempts": 1, "error": None})
+    assert "d  failed  failed" in "\n".join(summary_lines(tally, headline="H"))
+
+
+def test_the_summary_fits_on_one_screen() -> None:
+    """At most a headline, the rows and five examples, however many ids failed."""
+    tally = tally_of(STOPPED, *[FAILED] * 50)
+    tally.cut_off = 3
+    lines = summary_lines(tally, headline="H", extra=[("more", "x")], journal="run.journal")
+    assert lines[0] == "H"
+    assert len(lines) < 24
+    text = "\n".join(lines)
+    for row in ("already stopped (journal)", "requests sent", "more", "cancelled in flight"):
+        assert row in text
+    assert "ServerError 503 x50" in text
+    assert sum("dep-2  failed" in line for line in lines) == 5
+    assert max(len(line) for line in lines) < 160
+    plain = summary_lines(tally_of(STOPPED), headline="H")
+    assert not any("journal" in line or "not stopped" in line for line in plain)
+
+
+@pytest.mark.parametrize(
+    ("ending", "outcomes", "status", "first_words"),
+    [
+        (Ending.FINISHED, (STOPPED,), 0, "Stopped the only deployment."),
+        (Ending.FINISHED, (STOPPED, STOPPED), 0, "Stopped all 2 deployments."),
+        (Ending.FINISHED, (), 0, "Nothing to do: no ids."),
+        (Ending.FINISHED, (STOPPED, FAILED), 1, "1 of 2 deployments stopped: 1 failed"),
+        (Ending.FINISHED, (SKIPPED,), 1, "0 of 1 deployment stopped: 0 failed, 1 skipped."),
+        (Ending.INTERRUPTED, (STOPPED,), 130, "Interrupted (Ctrl-C) after 1 outcome;"),
+        (Ending.TERMINATED, (STOPPED,), 143, "Terminated (SIGTERM)"),
+        (Ending.STDOUT_CLOSED, (STOPPED,), 141, "Stopped early: stdout was closed"),
+        (Ending.IO_ERROR, (STOPPED,), 1, "Stopped early: disk full"),
+    ],
+)
+def test_endings(
+    ending: Ending, outcomes: tuple[StopOutcome, ...], status: int, first_words: str
+) -> None:
+    """Each ending has its exit status and its headline."""
+    tally = tally_of(*outcomes)
+    assert exit_status(ending, tally) == status
+    assert headline(ending, tally, problem="disk full", journal=False).startswith(first_words)
+
+
+def test_an_interrupted_headline_says_how_to_resume() -> None:
+    """With a journal: run again; without: use one."""
+    tally = tally_of(STOPPED, STOPPED)
+    tally.total = 10
+    with_journal = headline(Ending.INTERRUPTED, tally, problem=None, journal=True)
+    assert "after 2 of 10 outcomes" in with_journal
+    assert "run the same command again" in with_journal
+    assert "--journal PATH" in headline(Ending.INTERRUPTED, tally, problem=None, journal=False)
+
+
+class ClosedTable(TableOutput):
+    """A table whose reader has gone away."""
+
+    def finish(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_conclude(capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary goes to stderr (unless quiet); a table meeting a closed stdout means 141."""
+    tally = tally_of(STOPPED)
+    table = TableOutput()
+    table.write(outcome_record(STOPPED))
+    assert conclude(Ending.FINISHED, None, tally, table, quiet=False) == 0
+    captured = capsys.readouterr()
+    assert "dep-1" in captured.out
+    assert captured.err.startswith("Stopped the only deployment.")
+    assert conclude(Ending.FINISHED, None, tally, ClosedTable(), quiet=True) == 141
+    assert capsys.readouterr().err == ""
