@@ -52,3 +52,20 @@ def docs(session: nox.Session) -> None:
         "build/site",
         env={"NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's banner about its successor
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark throughput and CPU per stop (issue 6); ~15 minutes. See docs/benchmarks.md.
+
+    Options go to the harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``.
+    """
+    session.install("-e", ".[speedups]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "-m", "tests.benchmarks.run", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The long fault soak: 50,000 ids on asyncio and trio over every path, flat memory."""
+    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.run("python", "-m", "tests.soak.long_soak", *session.posargs)

@@ -30,7 +30,7 @@ from ._errors import (
 )
 from ._models import BatchReport, StopOutcome, StopResult
 from ._ratelimit import SendGate, Slots
-from ._redact import redact_text, safe_request
+from ._redact import redact_text, safe_request, scrub_chain
 from ._request import (
     CLORE_API_KEY,
     STOP_PATH,
@@ -256,6 +256,7 @@ class AsyncVendorClient:
         deployment_id: str,
         metadata: Mapping[str, str] | None,
         abort: Callable[[], None] | None = None,
+        progress: _batch.BatchProgress | None = None,
     ) -> Call:
         """Validate one call and build its request; no I/O (internal, used by batches)."""
         if self._closed:
@@ -279,6 +280,7 @@ class AsyncVendorClient:
             secrets=(self._api_key, clore_key),
             clock=CallClock(self._retry.deadline),
             abort=abort,
+            progress=progress,
         )
 
     async def _send(self, call: Call) -> tuple[StopResult, int]:
@@ -330,14 +332,18 @@ class AsyncVendorClient:
         return result
 
     async def _attempt(self, call: Call) -> StopResult:
-        """Send one attempt: gate, connection slot, I/O, response; raise our error on failure."""
+        """Send one attempt: connection slot, gate, I/O, response; raise our error on failure."""
         if call.abort is not None:
             call.abort()
-        sent_at = await self._gate.wait_turn()
-        if call.abort is not None:
-            call.abort()
+        # The slot before the turn: a turn taken while waiting for a slot would be spent
+        # late, with every other such turn, the moment slots free up (a burst past the limit).
         async with self._slots:
+            sent_at = await self._gate.wait_turn()
+            if call.abort is not None:
+                call.abort()
             call.attempts += 1
+            if call.progress is not None:
+                call.progress.requests += 1
             started = time.monotonic()
             call.status = None
             try:
@@ -362,6 +368,7 @@ class AsyncVendorClient:
             answer = await self._wire.roundtrip(call)
         except httpx.TransportError as exc:
             exc.request = safe_request(call.request)
+            scrub_chain(exc, call.secrets)  # a parser's message may quote what was sent back
             if not isinstance(exc, _NOT_SENT):
                 call.maybe_applied = True
             kind = (
@@ -372,11 +379,14 @@ class AsyncVendorClient:
             raise self._unreadable(call, exc) from None
 
         status = call.status = answer.status
+        if status == 429 and call.progress is not None:
+            call.progress.throttled += 1
         self._gate.on_response(throttled=status == 429, sent_at=sent_at)
         if 200 <= status < 300:
             parsed = parse_stop_result(answer.body, call.deployment_id)
             if isinstance(parsed, StopResult):
                 return parsed
+            call.maybe_applied = True  # the server said it acted; only its answer is unusable
             raise validation_error(
                 parsed,
                 answer.response,
@@ -404,6 +414,7 @@ class AsyncVendorClient:
         response = exc.response
         head = exc.head if isinstance(exc, BodyTooLargeError) else b""
         if 200 <= response.status_code < 300:
+            call.maybe_applied = True  # the server said it acted; only its answer is unusable
             reason = (
                 "the body is over the 64 KiB cap"
                 if isinstance(exc, BodyTooLargeError)

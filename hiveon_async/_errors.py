@@ -182,7 +182,8 @@ class ServerError(APIStatusError):
 class ResponseValidationError(HiveonError):
     """A 2xx response whose body is not the documented shape, or is too large.
 
-    Not retried: the server claims success, so sending again would not help.
+    Not retried: the server claims success, so sending again would not help;
+    and since it may well have acted, ``maybe_applied`` is always true.
 
     Attributes:
         response: The offending response, when there was one.

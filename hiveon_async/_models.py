@@ -51,8 +51,8 @@ class StopOutcome:
         elapsed: Seconds from the first attempt to the final answer.
         maybe_applied: An attempt may have reached the server although the id
             did not end ``stopped`` (a timeout or dropped connection after the
-            request was sent, or a 5xx). A later 404 may then mean "already
-            stopped".
+            request was sent, a 5xx, or a 2xx whose body was unusable). A later
+            404 may then mean "already stopped".
     """
 
     deployment_id: str

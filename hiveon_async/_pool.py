@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
+import anyio
 import httpcore
 import httpx
 
 from ._response import close_iterator
 
 __all__ = ["LeanPool"]
+
+#: Reads allowed to drain what a connection closed mid-body had already buffered.
+_DRAIN_LIMIT = 1024
 
 # httpcore's exception -> httpx's exception of the same meaning, most specific first.
 _EQUIVALENTS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
@@ -70,22 +74,72 @@ class _Body(httpx.AsyncByteStream):
         stream = self._response.stream
         assert isinstance(stream, AsyncIterable)  # an async connection's body
         chunks = stream.__aiter__()
+        finished = False
         try:
             async for chunk in chunks:
                 yield chunk
-        except Exception as exc:
-            mapped = as_httpx_error(exc)
+            finished = True
+        except GeneratorExit:
+            raise  # our reader stopped early: httpcore's generators are still suspended
+        except BaseException as exc:
+            finished = True  # httpcore's generators ended with the error
+            mapped = as_httpx_error(exc) if isinstance(exc, Exception) else None
             if mapped is None:
                 raise
             raise mapped from exc
         finally:
+            if not finished:
+                await self._finish_early(chunks)
             await close_iterator(chunks)  # httpcore's generator, when we stop early
+
+    async def _finish_early(self, chunks: AsyncIterator[bytes]) -> None:
+        """Run httpcore's body generators to their end when we stop reading early.
+
+        Closing its outer generator would leave the one inside it suspended, for
+        the garbage collector (a ResourceWarning on trio). Instead the connection
+        is closed (it is not reusable anyway), then the generators read on: past
+        anything already buffered, the read fails on the closed socket, and both
+        end with that error.
+        """
+        with anyio.CancelScope(shield=True):
+            await self._connection.aclose()
+            for _ in range(_DRAIN_LIMIT):
+                try:
+                    await chunks.__anext__()
+                except Exception:  # the read failed, or the body ended: either way, done
+                    return
 
     async def aclose(self) -> None:
         try:
-            await self._response.aclose()
+            # Shielded: cut short by a cancellation, the close would leave the connection
+            # neither idle nor closed, and its socket to the garbage collector.
+            with anyio.CancelScope(shield=True):
+                await self._response.aclose()
         finally:
             self._pool.check_in(self._origin, self._connection)
+
+
+class _RequestBody:
+    """A request body httpcore iterates without an async generator.
+
+    httpx's byte stream is an async generator; a request cancelled while its
+    body is being sent would leave it suspended, for the garbage collector (a
+    ResourceWarning on trio).
+    """
+
+    __slots__ = ("_chunk",)
+
+    def __init__(self, body: bytes) -> None:
+        self._chunk: bytes | None = body
+
+    def __aiter__(self) -> _RequestBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 class LeanPool(httpx.AsyncBaseTransport):
@@ -103,13 +157,16 @@ class LeanPool(httpx.AsyncBaseTransport):
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._all: set[httpcore.AsyncHTTPConnection] = set()
 
-    def _check_out(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
+    async def _check_out(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
         idle = self._idle.setdefault(_key(origin), [])
         while idle:
             connection = idle.pop()
             if connection.is_available() and not connection.has_expired():
                 return connection
-            self._all.discard(connection)  # closed by the server, or stale: let it go
+            # Closed by the server, or stale: close our end too (else the socket is
+            # left for the garbage collector to find).
+            self._all.discard(connection)
+            await connection.aclose()
         connection = httpcore.AsyncHTTPConnection(
             origin,
             ssl_context=self._ssl_context,
@@ -135,10 +192,10 @@ class LeanPool(httpx.AsyncBaseTransport):
                 scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
             ),
             headers=request.headers.raw,
-            content=request.stream,
+            content=_RequestBody(request.content),
             extensions=request.extensions,
         )
-        connection = self._check_out(origin)
+        connection = await self._check_out(origin)
         try:
             response = await connection.handle_async_request(core_request)
         except Exception as exc:

@@ -7,6 +7,7 @@ a credential.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -157,7 +158,9 @@ def encode_body(metadata: Mapping[str, str]) -> bytes:
         ``{"metadata": {...}}`` as compact UTF-8 JSON.
 
     Raises:
-        InvalidRequestError: ``CLORE_API_KEY`` is missing or empty.
+        InvalidRequestError: ``CLORE_API_KEY`` is missing or empty, or a key or
+            value cannot be sent as UTF-8 (a lone surrogate, as from an
+            environment variable holding bytes that are not UTF-8).
     """
     clore_key = metadata.get(CLORE_API_KEY)
     if not clore_key:
@@ -167,7 +170,24 @@ def encode_body(metadata: Mapping[str, str]) -> bytes:
             f"or set the environment variable ${CLORE_API_KEY_ENV}"
         )
     payload: dict[str, Any] = {"metadata": dict(metadata)}
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    # The error is raised below, outside any handler: the encoder's error (which would
+    # be its context) quotes the whole body.
+    with contextlib.suppress(UnicodeEncodeError):
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    # Name the key, never the value (or a piece of it): it may be a credential.
+    bad = next(key for key, value in metadata.items() if not _is_utf8(key + value))
+    raise InvalidRequestError(
+        f"metadata[{bad!r}] cannot be sent: its key or value is not valid Unicode text "
+        "(a lone surrogate)"
+    )
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_loopback(host: str) -> bool:

@@ -201,9 +201,10 @@ async def read_capped(
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _request_id(response: httpx.Response) -> str | None:
+def _request_id(response: httpx.Response, secrets: Sequence[str]) -> str | None:
     value: str | None = response.headers.get("x-request-id")
-    return value
+    # The server sets it, so it may echo anything back: kept on the error, it is shown.
+    return None if value is None else redact_text(value, secrets)
 
 
 def _error_text(body: bytes, secrets: Sequence[str]) -> str:
@@ -238,19 +239,19 @@ def status_error(
     status = response.status_code
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
     text = _error_text(body, secrets)
-    request_id = _request_id(response)
-    reason = response.reason_phrase or "error"
+    request_id = _request_id(response, secrets)
+    reason = redact_text(response.reason_phrase, secrets) or "error"
     message = f"HTTP {status} {reason} for deployment {deployment_id!r}"
     if 300 <= status < 400:
         message += " (redirects are never followed)"
     if request_id is not None:
-        message += f" (request id {redact_text(request_id, secrets)})"
+        message += f" (request id {request_id})"
     snippet = " ".join(text[:_SNIPPET_CHARS].split())
     if snippet:
         message += f": {snippet}"
     return cls(
         message,
-        response=safe_response(response, text),
+        response=safe_response(response, text, secrets),
         body=text,
         request_id=request_id,
         retry_after=parse_retry_after(response.headers.get("retry-after")),
@@ -271,13 +272,13 @@ def validation_error(
     maybe_applied: bool,
 ) -> ResponseValidationError:
     """Return the error for a 2xx response whose body is not what the contract promises."""
-    request_id = _request_id(response)
+    request_id = _request_id(response, secrets)
     message = f"HTTP {response.status_code} for deployment {deployment_id!r}, but {reason}"
     if request_id is not None:
-        message += f" (request id {redact_text(request_id, secrets)})"
+        message += f" (request id {request_id})"
     return ResponseValidationError(
         message,
-        response=safe_response(response, _error_text(body, secrets)),
+        response=safe_response(response, _error_text(body, secrets), secrets),
         request_id=request_id,
         deployment_id=deployment_id,
         attempts=attempts,
