@@ -64,6 +64,8 @@ class BatchProgress:
         retries: Retries spent by finished ids.
         in_flight: Calls running now.
         duplicates: Repeated ids dropped (``stop_deployments`` only).
+        requests: Requests sent so far (every attempt), counted as they go out.
+        throttled: Answers of 429 so far.
     """
 
     seen: int = 0
@@ -74,6 +76,8 @@ class BatchProgress:
     retries: int = 0
     in_flight: int = 0
     duplicates: int = 0
+    requests: int = 0
+    throttled: int = 0
 
     def _count(self, outcome: StopOutcome) -> None:
         self.done += 1
@@ -120,48 +124,63 @@ class _Aborted(Exception):
 
 
 class _Source:
-    """Pulls ids one at a time from a sync or async iterable, for many workers."""
+    """Hands ids out one at a time from a sync or async iterable, to many workers.
 
-    def __init__(self, ids: Iterable[str] | AsyncIterable[str]) -> None:
+    A sync iterable is pulled directly. An async one is read by a single feeder
+    task (:meth:`feed`) into a small buffer: the feeder lives outside the
+    batch's deadline, so a deadline never interrupts the input half-way (every
+    id can still be accounted for), while cancelling the batch cancels the
+    feeder at once, however slowly the input produces.
+    """
+
+    def __init__(self, ids: Iterable[str] | AsyncIterable[str], buffer: int) -> None:
         if isinstance(ids, (str, bytes)):
             raise InvalidRequestError("ids must be an iterable of ids, not a single str or bytes")
+        self._sync: Iterator[str] | None = None
+        self._async: AsyncIterable[str] | None = None
         if isinstance(ids, AsyncIterable):
-            self._async: AsyncIterator[str] | None = aiter(ids)
-            self._sync: Iterator[str] | None = None
+            self._async = ids
+            self._send, self._receive = anyio.create_memory_object_stream[str](buffer)
         elif isinstance(ids, Iterable):
-            self._async = None
             self._sync = iter(ids)
         else:
             raise InvalidRequestError(
                 f"ids must be an iterable or async iterable, not {type(ids).__name__}"
             )
-        self._lock = anyio.Lock()
         self._done = False
 
-    def exhausted(self) -> bool:
-        """True once the input has run out."""
-        return self._done
+    @property
+    def needs_feeder(self) -> bool:
+        """True for an async iterable: :meth:`feed` must run while ids are pulled."""
+        return self._async is not None
+
+    async def feed(self) -> None:
+        """Read the async iterable into the buffer until it ends."""
+        assert self._async is not None
+        async with self._send:
+            async for item in self._async:
+                await self._send.send(item)
 
     async def pull(self) -> object:
         """Return the next id, or ``_END``."""
         if self._done:
             return _END
         if self._sync is not None:
-            item = next(self._sync, _END)
+            item: object = next(self._sync, _END)
         else:
-            assert self._async is not None
-            async with self._lock:
-                if self.exhausted():  # another worker hit the end while we queued
-                    return _END
-                # Shielded: cancelling mid-pull would lose the id being produced.
-                with anyio.CancelScope(shield=True):
-                    try:
-                        item = await self._async.__anext__()
-                    except StopAsyncIteration:
-                        item = _END
+            try:
+                item = await self._receive.receive()
+            except anyio.EndOfStream:
+                item = _END
         if item is _END:
             self._done = True
         return item
+
+    def close(self) -> None:
+        """Release the buffer (an async iterable's)."""
+        if self._async is not None:
+            self._send.close()
+            self._receive.close()
 
 
 def _key(item: object) -> str:
@@ -184,9 +203,9 @@ class _Batch:
         dedupe: bool,
     ) -> None:
         self.client = client
-        self.source = _Source(ids)
         self.metadata = metadata
         self.concurrency = _check_concurrency(concurrency, client.max_concurrency)
+        self.source = _Source(ids, buffer=self.concurrency)
         self.deadline = _check_deadline(deadline)
         self.on_outcome = on_outcome
         self.progress = BatchProgress() if progress is None else progress
@@ -202,6 +221,17 @@ class _Batch:
 
     async def run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         """Run to completion, handing each outcome to ``emit``."""
+        try:
+            with _single_error():
+                async with anyio.create_task_group() as feeding:
+                    if self.source.needs_feeder:
+                        feeding.start_soon(self.source.feed)
+                    await self._run(emit)
+                    feeding.cancel_scope.cancel()  # the input is read to its end by now: a no-op
+        finally:
+            self.source.close()
+
+    async def _run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         with anyio.move_on_after(self.deadline) as scope, _single_error():
             async with anyio.create_task_group() as workers:
                 self._workers = workers.cancel_scope
@@ -254,7 +284,12 @@ class _Batch:
         if self.stop_cause is not None:
             return _outcome(key, OutcomeStatus.SKIPPED, error=self.stop_cause)
         try:
-            call = self.client._prepare(item, self.metadata, abort=self._check_abort)  # type: ignore[arg-type]
+            call = self.client._prepare(
+                item,  # type: ignore[arg-type]  # anything may come in; _prepare checks it
+                self.metadata,
+                abort=self._check_abort,
+                progress=self.progress,
+            )
         except InvalidRequestError as exc:
             return _outcome(key, OutcomeStatus.FAILED, error=exc)
         self.slots[slot] = call

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._retry import CallClock
+
+if TYPE_CHECKING:
+    from ._batch import BatchProgress
 
 __all__ = ["Answer", "Call"]
 
@@ -30,6 +34,7 @@ class Call:
         "headers",
         "maybe_applied",
         "path",
+        "progress",
         "secrets",
         "status",
         "url",
@@ -47,6 +52,7 @@ class Call:
         secrets: tuple[str, ...],
         clock: CallClock,
         abort: Callable[[], None] | None,
+        progress: BatchProgress | None = None,
     ) -> None:
         self.deployment_id = deployment_id
         self.url = url
@@ -58,6 +64,7 @@ class Call:
         self.secrets = secrets
         self.clock = clock
         self.abort = abort
+        self.progress = progress
         self.attempts = 0
         self.maybe_applied = False
         self.status: int | None = None
