@@ -10,6 +10,14 @@ A throttle only cuts the rate once per round: responses to requests that were
 sent before the last cut say nothing about the new rate, so they do not cut it
 again (otherwise a burst of 429s from one round would collapse the rate to the
 floor).
+
+And only throttling that is more than noise cuts it: a cut needs 429s to be at
+least ``THROTTLE_SHARE`` of recent answers. A server that refuses 1% of
+requests at random (a proxy's hiccups, a neighbour's quota) would otherwise
+drive the rate to a crawl, each lone 429 cutting it before it could grow back;
+measured in-process, that was 66 requests/s where 16,000/s were possible. A
+lone 429 still pauses sending for its ``Retry-After``
+(:mod:`hiveon_async._ratelimit`); pacing is for sustained refusal.
 """
 
 from __future__ import annotations
@@ -26,6 +34,10 @@ MIN_RATE = 0.5
 _BUCKET = 0.5
 #: Weight of the newest bucket in the smoothed measurement.
 _SMOOTH = 0.8
+#: The share of recent answers that must be 429 before the rate is cut.
+THROTTLE_SHARE = 0.05
+#: Weight of each answer in that share (about the last 100 answers count).
+_SHARE_WEIGHT = 0.01
 
 
 class AdaptivePacer:
@@ -42,6 +54,7 @@ class AdaptivePacer:
         "_last_cut",
         "_measured",
         "_sends",
+        "_share",
         "_w_max",
         "rate",
     )
@@ -55,6 +68,7 @@ class AdaptivePacer:
         self._sends = 0
         self._bucket_start = 0.0
         self._bucket_count = 0
+        self._share = 0.0
 
     def on_send(self, now: float) -> None:
         """Count one request going out at ``now``."""
@@ -84,8 +98,9 @@ class AdaptivePacer:
         return self._sends / max(now - self._first_send, _BUCKET)
 
     def on_throttle(self, now: float, sent_at: float) -> None:
-        """Cut the rate after a 429 for a request sent at ``sent_at``."""
-        if sent_at < self._last_cut:
+        """Cut the rate after a 429 for a request sent at ``sent_at``, unless it is noise."""
+        self._share += _SHARE_WEIGHT * (1.0 - self._share)
+        if sent_at < self._last_cut or self._share < THROTTLE_SHARE:
             return
         measured = self.sending_rate(now)
         base = measured if self.rate is None else min(measured, self.rate)
@@ -95,6 +110,7 @@ class AdaptivePacer:
 
     def on_success(self, now: float) -> None:
         """Grow the rate along the cubic curve after an unthrottled response."""
+        self._share -= _SHARE_WEIGHT * self._share
         if self.rate is None:
             return
         k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)

@@ -239,6 +239,10 @@ async def test_pauses_only_extend(fake_time: FakeTime) -> None:
     assert times == [5.0]
 
 
+#: 429s in a row from a clean history that pass the pacer's THROTTLE_SHARE (1 - 0.99**6 > 0.05).
+THROTTLES_TO_CUT = 6
+
+
 @pytest.mark.parametrize(
     ("rate_limit", "gap"),
     [
@@ -250,17 +254,29 @@ async def test_pauses_only_extend(fake_time: FakeTime) -> None:
 async def test_after_a_throttle_adaptive_pacing_spaces_sends(
     fake_time: FakeTime, rate_limit: RateLimit | None, gap: float
 ) -> None:
-    """A 429 after 10 sends in 0.5 s (20/s) paces at 0.7 x 20/s, never above the RateLimit."""
+    """Sustained 429s after 10 sends in 0.5 s (20/s) pace at 0.7 x 20/s, never above the limit."""
     gate = SendGate(rate_limit, adaptive=True, clock=fake_time.clock, sleep=fake_time.sleep)
     times: list[float] = []
     for _ in range(10):
         await gate.wait_turn()
-    gate.on_response(throttled=True, sent_at=0.0)
+    for _ in range(THROTTLES_TO_CUT):
+        gate.on_response(throttled=True, sent_at=0.0)
 
     await fake_time.run(*[acquirer(gate, times)] * 5)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(times))]
     assert gaps == pytest.approx([gap] * 4)
+
+
+async def test_a_lone_throttle_does_not_start_pacing(fake_time: FakeTime) -> None:
+    """One 429 among many answers is noise: sending is not paced (Retry-After still pauses)."""
+    gate = SendGate(None, adaptive=True, clock=fake_time.clock, sleep=fake_time.sleep)
+    for _ in range(10):
+        await gate.wait_turn()
+    for _ in range(THROTTLES_TO_CUT - 1):
+        gate.on_response(throttled=True, sent_at=0.0)
+    assert gate.pacer is not None
+    assert gate.pacer.rate is None
 
 
 async def test_real_clock_run_keeps_the_pace() -> None:
