@@ -202,6 +202,8 @@ class _Batch:
         progress: BatchProgress | None,
         dedupe: bool,
     ) -> None:
+        if client.closed:
+            raise RuntimeError("this AsyncVendorClient is closed")
         self.client = client
         self.metadata = metadata
         self.concurrency = _check_concurrency(concurrency, client.max_concurrency)

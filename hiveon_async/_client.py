@@ -209,6 +209,11 @@ class AsyncVendorClient:
         )
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has been called."""
+        return self._closed
+
+    @property
     def base_url(self) -> str:
         """The API root this client talks to."""
         return str(self._base_url)

@@ -128,6 +128,9 @@ class Wire:
             self._transport = self._lean = LeanPool(self._limits)
         self._may_speed_up = plain and (speedups_available() if speedups is None else speedups)
         self._fast: AiohttpWire | None = None
+        if self._may_speed_up:
+            # Imported now, not on the first request: importing aiohttp blocks for a while.
+            from . import _aiohttp  # noqa: F401
 
     @property
     def pool(self) -> str:

@@ -436,3 +436,43 @@ async def test_pacing_recovers_from_a_server_rate_limit() -> None:
         report = await client.stop_deployments(ids(600), concurrency=32)
     assert len(report.stopped) == 600
     assert vendor.statuses[429] <= 0.15 * len(vendor.requests)
+
+
+async def test_progress_counts_requests_and_429s_as_they_happen() -> None:
+    """BatchProgress counts every request sent and every 429 answered, live."""
+
+    def answer(deployment_id: str, attempt: int) -> httpx.Response:
+        if attempt == 1 and deployment_id in {"dep-1", "dep-2"}:
+            return httpx.Response(429, headers={"Retry-After": "0"})
+        return ok(deployment_id)
+
+    vendor = MockVendor(answer)
+    progress = BatchProgress()
+    async with vendor.client() as client:
+        await client.stop_deployments(ids(10), progress=progress)
+    assert progress.requests == len(vendor.requests) == 12
+    assert progress.throttled == 2
+
+
+async def test_cancelling_waits_for_no_slow_async_input() -> None:
+    """Leaving a batch whose async input is slow to produce is prompt, not held by the input."""
+
+    async def slow_ids() -> AsyncIterator[str]:
+        yield "dep-0"
+        await anyio.sleep(30)
+        yield "dep-1"
+
+    async with MockVendor().client() as client:
+        with anyio.fail_after(5):
+            async with client.stream_stop_deployments(slow_ids()) as outcomes:
+                async for outcome in outcomes:
+                    assert outcome.deployment_id == "dep-0"
+                    break
+
+
+async def test_a_closed_client_refuses_a_batch() -> None:
+    """A batch on a closed client raises RuntimeError at once (not an ExceptionGroup)."""
+    client = MockVendor().client()
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.stop_deployments(["dep-1"])

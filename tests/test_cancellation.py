@@ -87,22 +87,6 @@ async def cancelled_batch(client: AsyncVendorClient, cycle: int, delay: float) -
             await client.stop_deployments(ids, concurrency=CONCURRENCY)
 
 
-@pytest.fixture
-def fake_tolerates_vanished_peers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work around a bug of the fake's socket server (not of the client).
-
-    A request cancelled between its head and its body leaves the fake with half
-    a request; it answers 400 and half-closes, and on Linux ``shutdown`` of a
-    socket whose peer is gone raises ``OSError(ENOTCONN)``, which its connection
-    task does not expect, and the whole server fails. Counting that error as
-    "the client went away" (which it is) keeps the server up.
-    """
-    from hiveon_async.testing import _server
-
-    monkeypatch.setattr(_server, "_GONE", (*_server._GONE, OSError))
-
-
-@pytest.mark.usefixtures("fake_tolerates_vanished_peers")
 async def test_cancelling_batches_at_random_moments_leaks_nothing(runner: str) -> None:
     """200 batches cut off at random: each time a plain stop goes through at once; no leaks."""
     moments = random.Random(SEED)

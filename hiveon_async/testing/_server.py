@@ -32,7 +32,8 @@ RECEIVE_BYTES = 65536
 LINGER_SECONDS = 1.0
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 # What a connection's task expects when the client goes away mid-exchange.
-_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+# OSError too: shutting down a socket whose peer is already gone raises ENOTCONN.
+_GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 
 
 @asynccontextmanager
@@ -222,7 +223,10 @@ async def _answer_bad_http(
 async def _close_gracefully(stream: SocketStream) -> None:
     # Half-close, then wait for the client to close: closing at once could discard
     # an answer it has not read yet (and on Linux, turn the close into a reset).
-    await stream.send_eof()
+    try:
+        await stream.send_eof()
+    except _GONE:
+        return
     with anyio.move_on_after(LINGER_SECONDS):
         try:
             while True:
