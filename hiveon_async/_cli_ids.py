@@ -126,6 +126,7 @@ class IdFeed:
         self._send: MemoryObjectSendStream[_Batch] | None = None
         self._receive: MemoryObjectReceiveStream[_Batch] | None = None
         self._portal: BlockingPortal | None = None
+        self._reader: threading.Thread | None = None
         self._waiting: anyio.CancelScope | None = None
         self._stopped = False
         self.skipped = 0
@@ -136,13 +137,13 @@ class IdFeed:
             self._portal = BlockingPortal()
             await self._portal.__aenter__()
             # A daemon thread: a read blocked on a terminal must not keep the process alive.
-            reader = threading.Thread(
+            self._reader = threading.Thread(
                 target=_read,
                 args=(self._source, self._portal, self._send),
                 name="hiveon-ids",
                 daemon=True,
             )
-            reader.start()
+            self._reader.start()
         return self
 
     async def __aexit__(
@@ -154,6 +155,11 @@ class IdFeed:
         self.stop()
         if self._receive is not None:
             self._receive.close()  # a reader waiting to hand over a chunk gives up
+        if self._reader is not None:
+            # Let the reader see the closed stream and end before the portal stops: a call
+            # it made while the portal was stopping would be left unrun (and reported as a
+            # never-awaited coroutine). A reader blocked on a terminal is not waited for.
+            await anyio.to_thread.run_sync(self._reader.join, READER_GRACE_SECONDS)
         if self._portal is not None:
             await self._portal.stop(cancel_remaining=True)
             await self._portal.__aexit__(None, None, None)
@@ -208,6 +214,10 @@ class IdFeed:
         if isinstance(batch, BaseException):
             raise batch
         return batch
+
+
+#: How long closing the feed waits for the reading thread to notice and end.
+READER_GRACE_SECONDS = 1.0
 
 
 def _read(
