@@ -11,6 +11,8 @@ that retry decisions and ``maybe_applied`` do not depend on the pool.
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 import httpx
 
@@ -66,9 +68,15 @@ class AiohttpWire:
     """
 
     def __init__(
-        self, limits: httpx.Limits, timeout: httpx.Timeout, attempt_limit: float | None
+        self,
+        limits: httpx.Limits,
+        timeout: httpx.Timeout,
+        attempt_limit: float | None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._limits = limits
+        # httpx's own context by default: the same certificate checks as httpx.
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._attempt_limit = attempt_limit
         self._timeout = _client_timeout(timeout, attempt_limit)
         self._session: aiohttp.ClientSession | None = None
@@ -77,7 +85,7 @@ class AiohttpWire:
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
             keepalive_timeout=self._limits.keepalive_expiry or 0,
-            ssl=httpx.create_ssl_context(),  # the same certificate checks as httpx
+            ssl=self._ssl_context,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

@@ -15,6 +15,7 @@ as httpx's exceptions, exactly as ``httpx.AsyncHTTPTransport`` raises them.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator
 
 import anyio
@@ -151,9 +152,10 @@ class LeanPool(httpx.AsyncBaseTransport):
             ``max_connections``).
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
         self._keepalive_expiry = limits.keepalive_expiry
-        self._ssl_context = httpx.create_ssl_context()  # the same certificate checks as httpx
+        # httpx's own context by default: the same certificate checks as httpx.
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._all: set[httpcore.AsyncHTTPConnection] = set()
 

@@ -110,11 +110,16 @@ class Wire:
             keepalive_expiry=KEEPALIVE_EXPIRY,
         )
         self.borrowed = http_client is not None
+        # One TLS context for every pool we build (each costs tens of milliseconds).
+        self._ssl_context = None if self.borrowed else httpx.create_ssl_context()
         if http_client is None:
             # An AsyncClient of our own picks the transport: ours, or a proxy's from
             # the environment (HTTPS_PROXY, NO_PROXY), exactly as httpx would.
             http_client = httpx.AsyncClient(
-                transport=transport, timeout=timeout, limits=self._limits
+                transport=transport,
+                timeout=timeout,
+                limits=self._limits,
+                verify=self._ssl_context or True,
             )
         self._client = http_client
         self._transport = http_client._transport_for_url(base_url)
@@ -125,7 +130,7 @@ class Wire:
         )
         self._lean: LeanPool | None = None
         if plain:
-            self._transport = self._lean = LeanPool(self._limits)
+            self._transport = self._lean = LeanPool(self._limits, self._ssl_context)
         self._may_speed_up = plain and (speedups_available() if speedups is None else speedups)
         self._fast: AiohttpWire | None = None
         if self._may_speed_up:
@@ -170,10 +175,14 @@ class Wire:
         Each attempt is bounded in total by the sum of the timeout's phases.
         """
         fast = self._fast
-        if fast is None and self._may_speed_up and _on_asyncio():
-            from ._aiohttp import AiohttpWire  # only with the speedups extra
+        if self._may_speed_up:  # decided once, on the first request's event loop
+            self._may_speed_up = False
+            if _on_asyncio():
+                from ._aiohttp import AiohttpWire  # only with the speedups extra
 
-            fast = self._fast = AiohttpWire(self._limits, self._timeout, self._attempt_limit)
+                fast = self._fast = AiohttpWire(
+                    self._limits, self._timeout, self._attempt_limit, self._ssl_context
+                )
         if fast is not None:
             return await fast.roundtrip(call)
         if self._attempt_limit is None:
