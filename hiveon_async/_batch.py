@@ -33,6 +33,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
 from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._redact import scrub_chain
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import BaseExceptionGroup
@@ -302,6 +303,8 @@ class _Batch:
             return self._cut_short(call, exc.cause)
         except Exception as exc:  # one id's failure never escapes the batch
             if not isinstance(exc, HiveonError):
+                # A foreign transport's message may quote what it sent: redact before logging.
+                scrub_chain(exc, call.secrets)
                 logger.exception("unexpected error stopping deployment %r", key)
                 exc = _unexpected(exc, call)
             if isinstance(exc, AuthenticationError):

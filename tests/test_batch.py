@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from hiveon_async import (
     AuthenticationError,
     BatchFailedError,
     BatchProgress,
+    HiveonError,
     InvalidRequestError,
     NotFoundError,
     OutcomeStatus,
@@ -27,6 +29,9 @@ from hiveon_async import (
 from ._mock_vendor import MockVendor, flaky, ok
 
 pytestmark = pytest.mark.anyio
+
+#: MockVendor's client key (built at run time so that no traceback's source line shows it).
+API_KEY = "-".join(["test", "api", "key"])
 
 STOPPED, FAILED, SKIPPED = OutcomeStatus.STOPPED, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED
 
@@ -476,3 +481,22 @@ async def test_a_closed_client_refuses_a_batch() -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.stop_deployments(["dep-1"])
+
+
+async def test_a_foreign_exception_fails_only_its_id_and_logs_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception that is not ours fails that id only; its log record hides the key."""
+
+    def answer(deployment_id: str, attempt: int) -> httpx.Response:
+        if deployment_id == "dep-1":
+            raise RuntimeError(f"transport broke while sending X-API-Key: {API_KEY}")
+        return ok(deployment_id)
+
+    caplog.set_level(logging.DEBUG, logger="hiveon_async")
+    async with MockVendor(answer).client() as client:
+        report = await client.stop_deployments(ids(3))
+    assert [outcome.status for outcome in report] == [STOPPED, FAILED, STOPPED]
+    assert type(report["dep-1"].error) is HiveonError
+    assert "unexpected error" in caplog.text
+    assert API_KEY not in caplog.text
