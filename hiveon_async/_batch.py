@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import sys
 import time
 from collections.abc import (
     AsyncIterable,
@@ -34,9 +33,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
 from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
 from ._redact import scrub_chain
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from ._call import Call

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -88,7 +88,7 @@ def exit_status(ending: Ending, tally: Tally) -> int:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _signals() -> AbstractContextManager[AsyncIterator[int]]:

@@ -24,7 +24,7 @@ class StopResult:
     deployment_id: str
 
 
-class OutcomeStatus(str, enum.Enum):
+class OutcomeStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() for users
     """How one id of a batch ended."""
 
     #: The server confirmed the stop.

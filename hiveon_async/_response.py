@@ -15,7 +15,7 @@ import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timezone
+from datetime import UTC
 
 import httpx
 
@@ -87,7 +87,7 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     try:
         delay = when.timestamp() - now()
     except (OverflowError, ValueError, OSError):  # pragma: no cover - platform limits

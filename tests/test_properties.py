@@ -14,7 +14,7 @@ import json
 import math
 import zlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -57,7 +57,7 @@ PREFIX = "/vendors/v1/machines/deployments/"
 API_KEY = "prop-api-key"
 CLORE_KEY = "prop-clore-key"
 MAX_RETRY_AFTER = 30.0
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: Any text, surrogates and control characters included.
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)

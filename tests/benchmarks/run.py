@@ -398,7 +398,7 @@ def _settings(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str,
         "latencies": ", ".join(f"{latency * 1000:g} ms" for latency in args.latencies),
         "overhead runs": f"{args.overhead_n:,} stops at c={args.overhead_concurrency}",
         "stream sizes": ", ".join(f"{size:,}" for size in args.stream_sizes),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
