@@ -1,0 +1,132 @@
+"""The wall-clock bound on each attempt: one timer per client, not one per attempt.
+
+httpx's timeouts bound each read; a server that trickles a byte at a time never
+trips them, so every attempt also gets a bound of its own (the sum of the
+timeout's phases, :func:`hiveon_async._wire.attempt_limit`).
+
+On asyncio a cancel scope with a deadline for every attempt arms and disarms
+an event-loop timer each time, which made it the largest part of the client's
+own cost per call (see ``docs/benchmarks.md``). Every attempt of a client has
+the same limit, so deadlines come due in the order the attempts started: the
+client keeps its running attempts in that order, with one timer for the
+oldest. Each attempt is an ``asyncio.Timeout`` with no deadline of its own;
+when the timer finds one past its deadline it reschedules that Timeout to now,
+which cancels the attempt exactly as ``asyncio.timeout()`` does (and leaves a
+cancellation from anyone else alone).
+
+On trio each attempt is an anyio cancel scope with a deadline, as before: trio
+keeps its deadlines cheaply itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+import anyio
+
+__all__ = ["AttemptTimer"]
+
+
+class AttemptTimer:
+    """Bounds the wall time of each attempt of one client.
+
+    Args:
+        limit: Seconds an attempt may take in all.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Running attempts in the order they started, which is the order they come due.
+        self._running: dict[asyncio.Timeout, float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def attempt(self) -> _LoopAttempt | _ScopedAttempt:
+        """Return the bound for one attempt: ``async with`` it around the attempt.
+
+        The context manager swallows the cancellation it caused; its
+        ``expired`` attribute tells, after the block, whether the limit cut it.
+        """
+        # The running asyncio loop, or None under trio (asyncio's own cheap probe).
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return _ScopedAttempt(self.limit)
+        if loop is not self._loop:  # first use, or a client reused on a new loop
+            self._loop, self._running, self._handle = loop, {}, None
+        return _LoopAttempt(self, loop)
+
+    def _start(self, timeout: asyncio.Timeout, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = loop.time() + self.limit
+        self._running[timeout] = deadline
+        if self._handle is None:
+            self._handle = loop.call_at(deadline, self._expire)
+
+    def _finish(self, timeout: asyncio.Timeout) -> None:
+        self._running.pop(timeout, None)
+
+    def _expire(self) -> None:
+        """The timer: cut every attempt past its deadline, then wait for the next one."""
+        self._handle = None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for timeout, deadline in list(self._running.items()):
+            if deadline > now:
+                self._handle = loop.call_at(deadline, self._expire)
+                return
+            del self._running[timeout]
+            timeout.reschedule(now)  # cancels the attempt's task, as asyncio.timeout does
+
+
+class _LoopAttempt:
+    """One attempt on asyncio: an ``asyncio.Timeout`` that the client's timer may fire."""
+
+    __slots__ = ("_loop", "_timeout", "_timer", "expired")
+
+    def __init__(self, timer: AttemptTimer, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = timer
+        self._loop = loop
+        self._timeout = asyncio.timeout(None)
+        self.expired = False
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+        self._timer._start(self._timeout, self._loop)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self._timer._finish(self._timeout)
+        try:
+            await self._timeout.__aexit__(exc_type, exc, traceback)
+        except TimeoutError:  # the Timeout's own word that it cut the attempt
+            self.expired = True
+            return True
+        return False
+
+
+class _ScopedAttempt:
+    """One attempt on trio: an anyio cancel scope with a deadline."""
+
+    __slots__ = ("_scope", "expired")
+
+    def __init__(self, limit: float) -> None:
+        self._scope = anyio.CancelScope(deadline=anyio.current_time() + limit)
+        self.expired = False
+
+    async def __aenter__(self) -> None:
+        self._scope.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        swallowed = bool(self._scope.__exit__(exc_type, exc, traceback))
+        self.expired = self._scope.cancelled_caught
+        return swallowed
