@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -29,8 +28,8 @@ STOP_PATH = "/vendors/v1/machines/deployments/{deployment_id}/stop"
 
 #: Deployment ids we send: ASCII letters, digits, '-', '_' and '.', 1 to 128 of them.
 #: All of these are RFC 3986 "unreserved" characters, so a valid id is a single
-#: path segment that needs no escaping; we still quote it, so that widening the
-#: allowlist later cannot open a path-traversal hole.
+#: path segment that needs no escaping (the hot path skips ``quote``). A property
+#: test fails if the allowlist ever admits a character that would need it.
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 #: Printable ASCII without spaces: what an HTTP header value can carry verbatim.
 _API_KEY = re.compile(r"[\x21-\x7e]+")
@@ -52,7 +51,7 @@ def deployment_path_segment(deployment_id: object) -> str:
         deployment_id: The id as the caller gave it.
 
     Returns:
-        The percent-encoded path segment.
+        The path segment: the id itself, which needs no percent-encoding.
 
     Raises:
         InvalidRequestError: The id is not a string of 1 to 128 ASCII letters,
@@ -68,7 +67,7 @@ def deployment_path_segment(deployment_id: object) -> str:
             "digits, '-', '_' or '.' (and not '.' or '..')",
             deployment_id=deployment_id,
         )
-    return quote(deployment_id, safe="")
+    return deployment_id  # only unreserved characters: nothing to escape
 
 
 def resolve_api_key(api_key: str | None) -> str:

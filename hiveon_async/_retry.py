@@ -104,6 +104,8 @@ class RetryBudget:
 
     def on_success(self, retries: int) -> None:
         """Credit a call that succeeded after ``retries`` retries."""
+        if self.tokens >= self.capacity:  # the usual case in a healthy fleet: nothing to add
+            return
         earned = float(retries) if retries else self.refill
         # Rounded so that refills add up: ten refills of 0.1 make a whole token.
         self.tokens = min(self.capacity, round(self.tokens + earned, 9))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -87,7 +88,7 @@ async def test_valid_deployment_ids_are_sent_as_one_path_segment(
     assert path == f"/vendors/v1/machines/deployments/{deployment_id}/stop"
 
 
-@given(st.text(max_size=140) | st.text(alphabet="a./-_%", max_size=6))
+@given(st.text(max_size=140) | st.text(alphabet="a./-_%~+:@!$&'()*,;=", max_size=6))
 def test_any_string_is_refused_or_sent_verbatim_as_one_segment(value: str) -> None:
     """Whatever the string: InvalidRequestError, or itself as one plain ASCII path segment."""
     try:
@@ -95,6 +96,7 @@ def test_any_string_is_refused_or_sent_verbatim_as_one_segment(value: str) -> No
     except InvalidRequestError:
         return
     assert segment == value
+    assert quote(value, safe="") == value  # unreserved characters only: nothing to escape
     assert value.isascii()
     assert value.isprintable()
     assert not set(value) & set("/?#% ")
