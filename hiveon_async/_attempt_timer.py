@@ -9,10 +9,10 @@ an event-loop timer each time, which made it the largest part of the client's
 own cost per call (see ``docs/benchmarks.md``). Every attempt of a client has
 the same limit, so deadlines come due in the order the attempts started: the
 client keeps its running attempts in that order, with one timer for the
-oldest. Each attempt is an ``asyncio.Timeout`` with no deadline of its own;
-when the timer finds one past its deadline it reschedules that Timeout to now,
-which cancels the attempt exactly as ``asyncio.timeout()`` does (and leaves a
-cancellation from anyone else alone).
+oldest. When the timer finds an attempt past its deadline it cancels the
+attempt's task, with the protocol ``asyncio.timeout()`` uses (``Task.cancelling``
+and ``Task.uncancel``): the cancellation it asked for alone ends the attempt as
+expired; one that anyone else asked for as well goes on propagating.
 
 On trio each attempt is an anyio cancel scope with a deadline, as before: trio
 keeps its deadlines cheaply itself.
@@ -39,11 +39,11 @@ class AttemptTimer:
         self.limit = limit
         self._loop: asyncio.AbstractEventLoop | None = None
         # Running attempts in the order they started, which is the order they come due.
-        self._running: dict[asyncio.Timeout, float] = {}
+        self._running: dict[_LoopAttempt, float] = {}
         self._handle: asyncio.TimerHandle | None = None
 
     def attempt(self) -> _LoopAttempt | _ScopedAttempt:
-        """Return the bound for one attempt: ``async with`` it around the attempt.
+        """Return the bound for one attempt: ``with`` it around the attempt.
 
         The context manager swallows the cancellation it caused; its
         ``expired`` attribute tells, after the block, whether the limit cut it.
@@ -56,14 +56,14 @@ class AttemptTimer:
             self._loop, self._running, self._handle = loop, {}, None
         return _LoopAttempt(self, loop)
 
-    def _start(self, timeout: asyncio.Timeout, loop: asyncio.AbstractEventLoop) -> None:
+    def _start(self, attempt: _LoopAttempt, loop: asyncio.AbstractEventLoop) -> None:
         deadline = loop.time() + self.limit
-        self._running[timeout] = deadline
+        self._running[attempt] = deadline
         if self._handle is None:
             self._handle = loop.call_at(deadline, self._expire)
 
-    def _finish(self, timeout: asyncio.Timeout) -> None:
-        self._running.pop(timeout, None)
+    def _finish(self, attempt: _LoopAttempt) -> None:
+        self._running.pop(attempt, None)
 
     def _expire(self) -> None:
         """The timer: cut every attempt past its deadline, then wait for the next one."""
@@ -71,39 +71,49 @@ class AttemptTimer:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        for timeout, deadline in list(self._running.items()):
+        for attempt, deadline in list(self._running.items()):
             if deadline > now:
                 self._handle = loop.call_at(deadline, self._expire)
                 return
-            del self._running[timeout]
-            timeout.reschedule(now)  # cancels the attempt's task, as asyncio.timeout does
+            del self._running[attempt]
+            attempt.fire()
 
 
 class _LoopAttempt:
-    """One attempt on asyncio: an ``asyncio.Timeout`` that the client's timer may fire."""
+    """One attempt on asyncio, which the client's timer cancels once it is overdue."""
 
-    __slots__ = ("_loop", "_timeout", "_timer", "expired")
+    __slots__ = ("_cancelling", "_fired", "_loop", "_task", "_timer", "expired")
 
     def __init__(self, timer: AttemptTimer, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = timer
         self._loop = loop
-        self._timeout = asyncio.timeout(None)
+        self._fired = False
         self.expired = False
 
-    async def __aenter__(self) -> None:
-        await self._timeout.__aenter__()
-        self._timer._start(self._timeout, self._loop)
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None, "an attempt runs in a task"
+        self._task = task
+        self._cancelling = task.cancelling()  # cancellations already asked for, not ours
+        self._timer._start(self, self._loop)
 
-    async def __aexit__(
+    def fire(self) -> None:
+        """Cancel the attempt (the timer calls this while the task waits inside it)."""
+        self._fired = True
+        self._task.cancel()
+
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        self._timer._finish(self._timeout)
-        try:
-            await self._timeout.__aexit__(exc_type, exc, traceback)
-        except TimeoutError:  # the Timeout's own word that it cut the attempt
+        self._timer._finish(self)
+        if not self._fired:
+            return False
+        # Take our cancellation back. Only when nobody else asked for one too is the
+        # CancelledError ours to swallow (asyncio.Timeout.__aexit__ decides the same way).
+        if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             self.expired = True
             return True
         return False
@@ -118,10 +128,10 @@ class _ScopedAttempt:
         self._scope = anyio.CancelScope(deadline=anyio.current_time() + limit)
         self.expired = False
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         self._scope.__enter__()
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,

@@ -191,7 +191,7 @@ class Wire:
         if self._attempt_timer is None:
             return await self._httpx_roundtrip(call)
         attempt = self._attempt_timer.attempt()
-        async with attempt:
+        with attempt:
             return await self._httpx_roundtrip(call)
         assert attempt.expired
         raise httpx.ReadTimeout(f"no complete response within {self._attempt_limit}s")

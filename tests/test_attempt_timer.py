@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from hiveon_async._attempt_timer import AttemptTimer
+from hiveon_async._attempt_timer import AttemptTimer, _LoopAttempt
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +21,7 @@ async def bounded(timer: AttemptTimer, work: float) -> tuple[bool, float]:
     """Run an attempt of ``work`` seconds under ``timer``; return (cut off, seconds taken)."""
     started = anyio.current_time()
     attempt = timer.attempt()
-    async with attempt:
+    with attempt:
         await anyio.sleep(work)
     return attempt.expired, anyio.current_time() - started
 
@@ -83,7 +83,7 @@ async def test_a_cancellation_from_outside_is_not_a_timeout() -> None:
     attempt = timer.attempt()
 
     with anyio.move_on_after(LIMIT) as outer:
-        async with attempt:
+        with attempt:
             await anyio.sleep(HANG * 2)
 
     assert outer.cancelled_caught
@@ -112,3 +112,26 @@ def test_a_timer_reused_on_a_new_event_loop_still_cuts_attempts() -> None:
 
     assert asyncio.run(asyncio.wait_for(once(), HANG))
     assert asyncio.run(asyncio.wait_for(once(), HANG))
+
+
+async def test_a_cancellation_racing_the_timer_is_not_lost(anyio_backend: str) -> None:
+    """The timer and the caller cancel at the same moment: the caller's cancellation still lands."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the shared timer is asyncio's; trio cancels with a scope per attempt")
+    timer = AttemptTimer(HANG)
+    attempt = timer.attempt()
+    assert isinstance(attempt, _LoopAttempt)
+
+    with anyio.fail_after(HANG):
+        with anyio.CancelScope() as outer:
+
+            def both() -> None:
+                attempt.fire()  # as the timer would, at the deadline
+                outer.cancel()  # and the caller, at the same moment
+
+            asyncio.get_running_loop().call_soon(both)
+            with attempt:
+                await anyio.sleep(HANG * 2)
+            await anyio.sleep(HANG * 2)  # a checkpoint after the attempt
+
+    assert outer.cancelled_caught
