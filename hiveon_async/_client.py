@@ -342,7 +342,10 @@ class AsyncVendorClient:
             call.abort()
         # The slot before the turn: a turn taken while waiting for a slot would be spent
         # late, with every other such turn, the moment slots free up (a burst past the limit).
-        async with self._slots:
+        slots = self._slots
+        if not slots.try_take():
+            await slots.take()
+        try:
             sent_at = await self._gate.wait_turn()
             if call.abort is not None:
                 call.abort()
@@ -365,6 +368,8 @@ class AsyncVendorClient:
                         call.attempts,
                         time.monotonic() - started,
                     )
+        finally:
+            slots.release()
         return result
 
     async def _exchange(self, call: Call, sent_at: float) -> StopResult:

@@ -136,9 +136,11 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
             content_encoding=headers.get("content-encoding"),
             limit=limit,
         )
-    finally:
-        # Leaving early (the cap) must close the body's generators now, not at GC.
+    except BaseException:
+        # Leaving early (the cap, an error, a cancellation) must close the body's
+        # generators now, not at GC. Read to the end, they have finished by themselves.
         await close_iterator(raws)
+        raise
 
 
 async def close_iterator(iterator: AsyncIterator[bytes]) -> None:
@@ -181,7 +183,7 @@ async def read_capped(
         UndecodableBodyError: Unknown content encoding or corrupt compression.
     """
     check_declared_length(content_length, limit)
-    decoder = _decompressor(content_encoding or "")
+    decoder = _decompressor(content_encoding) if content_encoding else None
     parts: list[bytes] = []
     size = 0
     async for raw in chunks:

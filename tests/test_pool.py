@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 import httpcore
 import httpx
@@ -131,6 +134,17 @@ def test_other_errors_are_not_mapped() -> None:
     assert as_httpx_error(ValueError("x")) is None
 
 
+@asynccontextmanager
+async def held(slots: Slots) -> AsyncIterator[None]:
+    """Hold a slot the way the client's attempt does."""
+    if not slots.try_take():
+        await slots.take()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 @pytest.mark.parametrize("total", [1, 2, 3])
 async def test_slots_bound_concurrency_and_serve_in_order(total: int) -> None:
     """At most `total` holders at once; with one slot, waiters are served in arrival order."""
@@ -143,7 +157,7 @@ async def test_slots_bound_concurrency_and_serve_in_order(total: int) -> None:
     async def hold(index: int) -> None:
         nonlocal holding, peak
         arrived.append(index)
-        async with slots:
+        async with held(slots):
             order.append(index)
             holding += 1
             peak = max(peak, holding)
@@ -161,12 +175,12 @@ async def test_slots_bound_concurrency_and_serve_in_order(total: int) -> None:
 async def test_a_cancelled_waiter_does_not_lose_a_slot() -> None:
     """A waiter cancelled in line leaves the slot count intact."""
     slots = Slots(1)
-    async with slots:
+    async with held(slots):
         with anyio.move_on_after(0.01):
-            async with slots:
+            async with held(slots):
                 pytest.fail("the only slot is taken")
     with anyio.fail_after(1):
-        async with slots:
+        async with held(slots):
             pass
 
 
