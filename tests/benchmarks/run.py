@@ -43,7 +43,7 @@ from .targets import LATENCY_CONCURRENCY, LATENCY_SECONDS, check_targets
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("hiveon-async", "httpx", "httpcore", "h11", "aiohttp", "httpx-aiohttp", "anyio", "trio")
+PACKAGES = ("hiveon-async", "httpx", "httpcore", "h11", "aiohttp", "anyio", "trio")
 #: The chart's lines: contender, colour, dashed.
 CHART_SERIES = (
     ("ours", "#1f77b4", False),
