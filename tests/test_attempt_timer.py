@@ -135,3 +135,29 @@ async def test_a_cancellation_racing_the_timer_is_not_lost(anyio_backend: str) -
             await anyio.sleep(HANG * 2)  # a checkpoint after the attempt
 
     assert outer.cancelled_caught
+
+
+async def test_a_task_cancelled_by_someone_else_too_stays_cancelled(anyio_backend: str) -> None:
+    """Timer and another canceller at once: not 'expired', and the task ends cancelled."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the shared timer is asyncio's; trio cancels with a scope per attempt")
+    timer = AttemptTimer(HANG)
+    attempts: list[_LoopAttempt] = []
+
+    async def run() -> None:
+        attempt = timer.attempt()
+        assert isinstance(attempt, _LoopAttempt)
+        attempts.append(attempt)
+        with attempt:
+            await asyncio.sleep(HANG * 2)
+
+    task = asyncio.ensure_future(run())
+    await asyncio.sleep(0)  # let it enter the attempt
+
+    attempts[0].fire()  # the timer
+    task.cancel()  # and someone else, before the task wakes up
+    with anyio.fail_after(HANG), pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert task.cancelled()
+    assert not attempts[0].expired
