@@ -66,7 +66,13 @@ def _axes(cells: Mapping[Key, Cell]) -> tuple[list[str], list[float], list[int]]
 SERVER_BOUND = 0.85
 
 
-def _cell_text(cell: Cell | None) -> str:
+def _usual_n(cells: Mapping[Key, Cell]) -> int | None:
+    """The stops per run of most socket cells (the latency target's cell may differ)."""
+    counts = [cell.n for cell in cells.values() if cell.suite == "socket"]
+    return statistics.mode(counts) if counts else None
+
+
+def _cell_text(cell: Cell | None, usual_n: int | None = None) -> str:
     if cell is None:
         return "-"
     if not cell.valid:
@@ -74,6 +80,8 @@ def _cell_text(cell: Cell | None) -> str:
     text = f"{cell.stops_per_s:,.0f}/s, {cell.cpu_per_stop_ms:.3f} ms"
     if cell.server_cpu_max is not None and cell.server_cpu_max >= SERVER_BOUND:
         text += " †"
+    if usual_n is not None and cell.n != usual_n:
+        text += f" (n={cell.n:,})"
     return text + (f" ({cell.failed} failed)" if cell.failed else "")
 
 
@@ -81,6 +89,7 @@ def throughput_table(cells: Mapping[Key, Cell]) -> list[str]:
     """Stops/s and client CPU ms per stop, per latency, contender and concurrency."""
     socket = _socket(cells)
     names, latencies, concurrencies = _axes(cells)
+    usual_n = _usual_n(cells)
     rows = []
     for latency in latencies:
         if latency:
@@ -89,7 +98,8 @@ def throughput_table(cells: Mapping[Key, Cell]) -> list[str]:
         for name in names:
             row = [socket.get((name, latency, concurrency)) for concurrency in concurrencies]
             if any(cell is not None for cell in row):
-                rows.append([_ms(latency), _label(name), *map(_cell_text, row)])
+                texts = [_cell_text(cell, usual_n) for cell in row]
+                rows.append([_ms(latency), _label(name), *texts])
     header = ["latency", "client", *(f"c={concurrency}" for concurrency in concurrencies)]
     lines = _table(header, rows)
     if any("†" in text for row in rows for text in row):
@@ -98,6 +108,11 @@ def throughput_table(cells: Mapping[Key, Cell]) -> list[str]:
             f"† The server's core was at least {SERVER_BOUND:.0%} busy in at least one round of "
             "this cell: its throughput there was capped by the server, not the client (CPU per "
             "stop is not affected).",
+        ]
+    if usual_n is not None:
+        lines += [
+            "",
+            f"Each run stops {usual_n:,} ids, except where a cell says otherwise (n=...).",
         ]
     return lines
 

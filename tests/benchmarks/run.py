@@ -117,6 +117,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="rounds of the runs with latency, except the latency target's cell, which gets "
         "--rounds (1: they are mostly latency-bound; the slow ones take half the time)",
     )
+    parser.add_argument(
+        "--latency-n",
+        type=int,
+        default=20_000,
+        help="stops per run in the latency target's cell, c=100 at 50 ms (20000: about 10 s, "
+        "so that the rate is the steady state's, not the cold start's)",
+    )
     parser.add_argument("--concurrency", type=_csv(int), default=[16, 64, 256], help="16,64,256")
     parser.add_argument(
         "--latencies", type=_csv(float), default=[0.0, LATENCY_SECONDS], help="seconds: 0,0.05"
@@ -152,7 +159,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke test: 1 round, n=1000, overhead n=5000, stream 10000,100000",
+        help="a smoke test: 1 round, n=1000, latency n=3000, overhead n=5000, stream 10000,100000",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--chart", type=Path, help="also write the chart here")
@@ -166,7 +173,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick, _ = parser.parse_known_args(argv)
     if quick.quick:  # new defaults; options given explicitly still win
         parser.set_defaults(
-            rounds=1, latency_rounds=1, n=1000, overhead_n=5000, stream_sizes=[10_000, 100_000]
+            rounds=1,
+            latency_rounds=1,
+            n=1000,
+            latency_n=3000,
+            overhead_n=5000,
+            stream_sizes=[10_000, 100_000],
         )
     args = parser.parse_args(argv)
     if args.full:
@@ -210,9 +222,10 @@ def schedule(args: argparse.Namespace) -> list[list[Task]]:
                 )
                 if latency and index >= args.latency_rounds and not target_cell:
                     continue
+                n = args.latency_n if target_cell else args.n
                 shift = index % len(names)
                 for name in names[shift:] + names[:shift]:
-                    tasks.append(Task("socket", name, latency, concurrency, args.n))
+                    tasks.append(Task("socket", name, latency, concurrency, n))
         if not args.skip_overhead:
             modes = list(MODES)
             shift = index % len(modes)

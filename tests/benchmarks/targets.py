@@ -128,6 +128,7 @@ def _latency(lookup: _Lookup) -> list[Check]:
             continue
         share = cell.stops_per_s / ideal
         measured = f"{cell.stops_per_s:,.0f} stops/s = {share:.0%} of ideal"
+        measured += f" ({cell.n:,} stops a run)"
         checks.append(Check(target, measured, share >= 0.9, informational))
     return checks
 
@@ -194,7 +195,7 @@ def _overhead(lookup: _Lookup) -> list[Check]:
     checks = [
         Check(
             target,
-            f"+{overhead:.0%}: {1000 * call.cpu_per_stop_ms:.0f} vs "
+            f"{overhead:+.0%}: {1000 * call.cpu_per_stop_ms:.0f} vs "
             f"{1000 * bare.cpu_per_stop_ms:.0f} us CPU per stop (stop_deployment vs bare)",
             overhead <= 0.15,
         )
@@ -205,7 +206,7 @@ def _overhead(lookup: _Lookup) -> list[Check]:
         checks.append(
             Check(
                 "the same, through stop_deployments (batch bookkeeping included)",
-                f"+{extra:.0%}: {1000 * batch.cpu_per_stop_ms:.0f} us CPU per stop",
+                f"{extra:+.0%}: {1000 * batch.cpu_per_stop_ms:.0f} us CPU per stop",
                 extra <= 0.15,
                 informational=True,
             )
