@@ -10,7 +10,7 @@ from .contenders import CONTENDERS
 from .inprocess import MODES
 from .measure import Run
 from .summary import Cell, Key
-from .targets import Check
+from .targets import Check, signed_percent
 
 __all__ = ["markdown_report"]
 
@@ -25,6 +25,7 @@ RATIOS = (
 _MODE_NOTES = {
     "floor": "one prebuilt request, sent again and again (the fake + transport alone)",
     "bare": "per id: build the request, send, read, check status and JSON (the baseline)",
+    "bare-lean": "`bare`, reading the body from the raw stream as the client does",
     "call": "per id: `await client.stop_deployment(id)`",
     "batch": "`client.stop_deployments(ids)` (outcomes and report included)",
 }
@@ -193,7 +194,7 @@ def overhead_table(cells: Mapping[Key, Cell]) -> list[str]:
             rows.append([f"`{mode}`", _MODE_NOTES[mode], "failed", "-", "-"])
             continue
         versus = (
-            f"{cell.cpu_per_stop_ms / bare.cpu_per_stop_ms - 1:+.0%}"
+            signed_percent(cell.cpu_per_stop_ms / bare.cpu_per_stop_ms - 1)
             if bare is not None and bare.valid
             else "-"
         )

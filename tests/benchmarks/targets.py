@@ -8,7 +8,7 @@ from typing import Any
 
 from .summary import Cell, Key
 
-__all__ = ["Check", "check_targets"]
+__all__ = ["Check", "check_targets", "signed_percent"]
 
 #: The concurrency of the throughput ratios.
 RATIO_CONCURRENCY = 64
@@ -17,6 +17,11 @@ LATENCY_CONCURRENCY = 100
 LATENCY_SECONDS = 0.05
 #: "Flat in N": the peak RSS at the largest N is at most this much above the smallest.
 FLAT_RSS_GROWTH = 0.10
+
+
+def signed_percent(share: float) -> str:
+    """``0.123`` as ``+12%``; a share that rounds to zero is ``+0%``, never ``-0%``."""
+    return f"{round(share * 100):+d}%"
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def _cpu_over_aiohttp(lookup: _Lookup) -> Check:
         return _missing(target, informational=True)
     extra = ours.cpu_per_stop_ms / theirs.cpu_per_stop_ms - 1
     measured = (
-        f"{extra:+.0%}: {1000 * ours.cpu_per_stop_ms:.0f} vs "
+        f"{signed_percent(extra)}: {1000 * ours.cpu_per_stop_ms:.0f} vs "
         f"{1000 * theirs.cpu_per_stop_ms:.0f} us CPU per stop"
     )
     return Check(target, measured, extra <= 0.15, informational=True)
@@ -195,18 +200,30 @@ def _overhead(lookup: _Lookup) -> list[Check]:
     checks = [
         Check(
             target,
-            f"{overhead:+.0%}: {1000 * call.cpu_per_stop_ms:.0f} vs "
+            f"{signed_percent(overhead)}: {1000 * call.cpu_per_stop_ms:.0f} vs "
             f"{1000 * bare.cpu_per_stop_ms:.0f} us CPU per stop (stop_deployment vs bare)",
             overhead <= 0.15,
         )
     ]
+    lean = lookup.find("overhead", "bare-lean", 0.0)
+    if lean is not None:
+        strict = call.cpu_per_stop_ms / lean.cpu_per_stop_ms - 1
+        checks.append(
+            Check(
+                "the same, against a bare caller that reads the body as the client does",
+                f"{signed_percent(strict)}: {1000 * call.cpu_per_stop_ms:.0f} vs "
+                f"{1000 * lean.cpu_per_stop_ms:.0f} us CPU per stop (stop_deployment vs bare-lean)",
+                strict <= 0.15,
+                informational=True,
+            )
+        )
     batch = lookup.find("overhead", "batch", 0.0)
     if batch is not None:
         extra = batch.cpu_per_stop_ms / bare.cpu_per_stop_ms - 1
         checks.append(
             Check(
                 "the same, through stop_deployments (batch bookkeeping included)",
-                f"{extra:+.0%}: {1000 * batch.cpu_per_stop_ms:.0f} us CPU per stop",
+                f"{signed_percent(extra)}: {1000 * batch.cpu_per_stop_ms:.0f} us CPU per stop",
                 extra <= 0.15,
                 informational=True,
             )
