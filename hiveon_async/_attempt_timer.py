@@ -54,9 +54,11 @@ class AttemptTimer:
             return _ScopedAttempt(self.limit)
         if loop is not self._loop:  # first use, or a client reused on a new loop
             self._loop, self._running, self._handle = loop, {}, None
-        return _LoopAttempt(self, loop)
+        return _LoopAttempt(self)
 
-    def _start(self, attempt: _LoopAttempt, loop: asyncio.AbstractEventLoop) -> None:
+    def _start(self, attempt: _LoopAttempt) -> None:
+        loop = self._loop
+        assert loop is not None  # set by attempt(), which made this one
         deadline = loop.time() + self.limit
         self._running[attempt] = deadline
         if self._handle is None:
@@ -82,11 +84,10 @@ class AttemptTimer:
 class _LoopAttempt:
     """One attempt on asyncio, which the client's timer cancels once it is overdue."""
 
-    __slots__ = ("_cancelling", "_fired", "_loop", "_task", "_timer", "expired")
+    __slots__ = ("_cancelling", "_fired", "_task", "_timer", "expired")
 
-    def __init__(self, timer: AttemptTimer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, timer: AttemptTimer) -> None:
         self._timer = timer
-        self._loop = loop
         self._fired = False
         self.expired = False
 
@@ -95,7 +96,7 @@ class _LoopAttempt:
         assert task is not None, "an attempt runs in a task"
         self._task = task
         self._cancelling = task.cancelling()  # cancellations already asked for, not ours
-        self._timer._start(self, self._loop)
+        self._timer._start(self)
 
     def fire(self) -> None:
         """Cancel the attempt (the timer calls this while the task waits inside it)."""
