@@ -39,6 +39,22 @@ __all__ = ["main"]
 FAIL_RATE_MIX: dict[int | str, float] = {500: 0.5, 503: 0.2, 429: 0.1, "reset": 0.1, "drop": 0.1}
 
 
+#: Options that more than one command takes, declared once.
+_seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the random faults."
+)
+_concurrency_option = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_MAX_CONCURRENCY,
+    show_default=True,
+    help="Requests in flight at most.",
+)
+_quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr."
+)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="hiveon-async")
 def main() -> None:
@@ -74,7 +90,7 @@ def main() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Requests per second allowed per API key (burst of the same size); then 429.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random faults.")
+@_seed_option
 def fake_server(
     host: str,
     port: int,
@@ -175,13 +191,7 @@ def _metadata(
     show_default=True,
     help="The vendor API's root.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 1024),
-    default=DEFAULT_MAX_CONCURRENCY,
-    show_default=True,
-    help="Requests in flight at most.",
-)
+@_concurrency_option
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -228,7 +238,7 @@ def _metadata(
     show_default=True,
     help="JSON Lines as ids complete, or a table at the end.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
+@_quiet_option
 @click.pass_context
 def stop(
     ctx: click.Context,
@@ -307,14 +317,8 @@ def stop(
     show_default=True,
     help="Requests per second the fake allows; past it, 429 with Retry-After.",
 )
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 1024),
-    default=DEFAULT_MAX_CONCURRENCY,
-    show_default=True,
-    help="Requests in flight at most.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random faults.")
+@_concurrency_option
+@_seed_option
 @click.option(
     "--output",
     "output_kind",
@@ -323,7 +327,7 @@ def stop(
     show_default=True,
     help="Per-id output on stdout, as for stop.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
+@_quiet_option
 @click.pass_context
 def demo(
     ctx: click.Context,

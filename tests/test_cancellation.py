@@ -50,6 +50,16 @@ def runner(request: pytest.FixtureRequest, anyio_backend: str) -> str:
     return str(request.param)
 
 
+def raw_client(base_url: str, *, speedups: bool) -> AsyncVendorClient:
+    """A plain client of a RawServer (which checks no key)."""
+    return AsyncVendorClient(
+        api_key="key-123456",
+        base_url=base_url,
+        metadata={"CLORE_API_KEY": "clore-123456"},
+        speedups=speedups,
+    )
+
+
 @asynccontextmanager
 async def client_of(fake: FakeVendorAPI, runner: str) -> AsyncIterator[AsyncVendorClient]:
     """A client of ``fake`` with retries, a rate limit and short timeouts; closed after."""
@@ -136,12 +146,7 @@ async def test_a_connection_the_server_closed_is_closed_here_too(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         async with server.serve() as base_url:
-            client = AsyncVendorClient(
-                api_key="key-123456",
-                base_url=base_url,
-                metadata={"CLORE_API_KEY": "clore-123456"},
-                speedups=pool == "aiohttp",
-            )
+            client = raw_client(base_url, speedups=pool == "aiohttp")
             async with client:
                 for _ in range(3):
                     await client.stop_deployment("dep-1")
@@ -170,12 +175,7 @@ async def test_cancelling_a_call_mid_body_closes_its_connection(anyio_backend: s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         async with server.serve() as base_url:
-            client = AsyncVendorClient(
-                api_key="key-123456",
-                base_url=base_url,
-                metadata={"CLORE_API_KEY": "clore-123456"},
-                speedups=False,
-            )
+            client = raw_client(base_url, speedups=False)
             async with client:
                 with anyio.move_on_after(0.1):
                     await client.stop_deployment("dep-1")

@@ -43,15 +43,22 @@ async def _wait(seconds: float, read_timeout: float | None, request: httpx.Reque
     await anyio.sleep(seconds)
 
 
-class _TrickleStream(httpx.AsyncByteStream):
-    """A body that arrives one byte at a time.
+class _PiecewiseStream(httpx.AsyncByteStream):
+    """A body that arrives ``size`` bytes at a time.
+
+    Given the ``request``, each piece waits ``interval`` seconds first, cut off
+    at the request's read timeout as a socket read would be: a trickle is one
+    byte at a time so. Without it the pieces come at once (a chunked body).
 
     An iterator object, not an async generator: a client that stops reading
     early leaves no suspended generator behind to be finalized by the GC.
     """
 
-    def __init__(self, body: bytes, interval: float, request: httpx.Request) -> None:
+    def __init__(
+        self, body: bytes, size: int, *, interval: float = 0.0, request: httpx.Request | None = None
+    ) -> None:
         self._body = body
+        self._size = size
         self._interval = interval
         self._request = request
         self._offset = 0
@@ -62,26 +69,11 @@ class _TrickleStream(httpx.AsyncByteStream):
     async def __anext__(self) -> bytes:
         if self._offset >= len(self._body):
             raise StopAsyncIteration
-        await _wait(self._interval, _read_timeout(self._request), self._request)
-        self._offset += 1
-        return self._body[self._offset - 1 : self._offset]
-
-
-class _ChunkedStream(httpx.AsyncByteStream):
-    """A body that arrives in chunks, with no Content-Length (an iterator, as above)."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._offset = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._offset >= len(self._body):
-            raise StopAsyncIteration
-        self._offset += CHUNK_BYTES
-        return self._body[self._offset - CHUNK_BYTES : self._offset]
+        if self._request is not None:
+            await _wait(self._interval, _read_timeout(self._request), self._request)
+        start = self._offset
+        self._offset += self._size
+        return self._body[start : self._offset]
 
 
 class FakeTransport(httpx.AsyncBaseTransport):
@@ -149,8 +141,9 @@ class FakeTransport(httpx.AsyncBaseTransport):
         if kind in ("stall", "drop"):
             raise httpx.RemoteProtocolError(_DISCONNECTED, request=request)
         if kind == "trickle":
-            return self._response(reply, _TrickleStream(reply.body, fault.interval, request))
-        return self._response(reply, _ChunkedStream(reply.body))
+            trickle = _PiecewiseStream(reply.body, 1, interval=fault.interval, request=request)
+            return self._response(reply, trickle)
+        return self._response(reply, _PiecewiseStream(reply.body, CHUNK_BYTES))
 
     def _response(self, reply: Reply, stream: httpx.AsyncByteStream) -> httpx.Response:
         return httpx.Response(
