@@ -21,7 +21,6 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
-    BatchFailedError,
     HiveonError,
     InvalidRequestError,
     NotFoundError,
@@ -30,7 +29,7 @@ from ._errors import (
     ResponseValidationError,
     ServerError,
 )
-from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._models import BatchFailedError, BatchReport, OutcomeStatus, StopOutcome, StopResult
 from ._version import __version__
 
 # A library logs; the application decides where logs go (and nothing is printed by default).

@@ -16,6 +16,9 @@ One root, two branches: no response at all, and a response that said no::
     ├── ResponseValidationError                 2xx whose body is not the documented shape
     └── BatchFailedError                        BatchReport.raise_for_failures(): report
 
+``BatchFailedError`` lives beside ``BatchReport`` (:mod:`hiveon_async._models`),
+which it carries: errors sit below models, never the other way round.
+
 No error ever holds a credential: messages and bodies pass through
 :mod:`hiveon_async._redact` before they are stored, and the request kept on an
 error has its ``X-API-Key`` header and its body removed.
@@ -28,14 +31,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from ._models import BatchReport
-
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
-    "BatchFailedError",
     "BadRequestError",
     "HiveonError",
     "InvalidRequestError",
@@ -205,15 +205,3 @@ class ResponseValidationError(HiveonError):
         )
         self.response = response
         self.request_id = request_id
-
-
-class BatchFailedError(HiveonError):
-    """Raised by :meth:`BatchReport.raise_for_failures` when some ids did not stop.
-
-    Attributes:
-        report: The report, with every outcome.
-    """
-
-    def __init__(self, message: str, *, report: BatchReport) -> None:
-        super().__init__(message)
-        self.report = report

@@ -1,4 +1,4 @@
-"""What calls return: StopResult for one call, StopOutcome and BatchReport for a batch."""
+"""What calls return: StopResult for one call; StopOutcome, BatchReport and its error for many."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 
 import attrs
 
-from ._errors import BatchFailedError, HiveonError
+from ._errors import HiveonError
 
-__all__ = ["BatchReport", "OutcomeStatus", "StopOutcome", "StopResult"]
+__all__ = ["BatchFailedError", "BatchReport", "OutcomeStatus", "StopOutcome", "StopResult"]
 
 
 @attrs.frozen(kw_only=True)
@@ -149,3 +149,15 @@ class BatchReport:
             f"({len(self.failed)} failed, {len(self.skipped)} skipped): {examples}",
             report=self,
         )
+
+
+class BatchFailedError(HiveonError):
+    """Raised by :meth:`BatchReport.raise_for_failures` when some ids did not stop.
+
+    Attributes:
+        report: The report, with every outcome.
+    """
+
+    def __init__(self, message: str, *, report: BatchReport) -> None:
+        super().__init__(message)
+        self.report = report
