@@ -24,19 +24,18 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ._call import Call
+from ._checks import check_count, check_seconds
+from ._engine import Engine
 from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
 from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
 from ._redact import scrub_chain
-
-if TYPE_CHECKING:
-    from ._call import Call
-    from ._client import AsyncVendorClient
 
 logger = logging.getLogger("hiveon_async")
 
@@ -185,11 +184,16 @@ def _key(item: object) -> str:
 
 
 class _Batch:
-    """One run of the pool. Emits exactly one outcome per id it pulls."""
+    """One run of the pool. Emits exactly one outcome per id it pulls.
+
+    It listens to every attempt of its calls (:class:`~._engine.AttemptListener`):
+    to count requests and 429s, and to stop a call before it is sent once the
+    batch has stopped sending.
+    """
 
     def __init__(
         self,
-        client: AsyncVendorClient,
+        engine: Engine,
         ids: Iterable[str] | AsyncIterable[str],
         *,
         metadata: Mapping[str, str] | None,
@@ -199,11 +203,11 @@ class _Batch:
         progress: BatchProgress | None,
         dedupe: bool,
     ) -> None:
-        if client.closed:
+        if engine.closed:
             raise RuntimeError("this AsyncVendorClient is closed")
-        self.client = client
+        self.engine = engine
         self.metadata = metadata
-        self.concurrency = _check_concurrency(concurrency, client.max_concurrency)
+        self.concurrency = _check_concurrency(concurrency, engine.max_concurrency)
         self.source = _Source(ids, buffer=self.concurrency)
         self.deadline = _check_deadline(deadline)
         self.on_outcome = on_outcome
@@ -252,9 +256,24 @@ class _Batch:
         if self.stop_cause is None:
             self.stop_cause = cause
 
-    def _check_abort(self) -> None:
+    # -- the listener of every attempt ------------------------------------------
+
+    def before_attempt(self, call: Call) -> None:
+        """Stop the call unsent once the batch has stopped sending."""
         if self.stop_cause is not None:
             raise _Aborted(self.stop_cause)
+
+    def before_send(self, call: Call) -> None:
+        """Stop the call unsent, or count the request about to go out."""
+        self.before_attempt(call)
+        self.progress.requests += 1
+
+    def on_answer(self, call: Call, status: int) -> None:
+        """Count a 429."""
+        if status == 429:
+            self.progress.throttled += 1
+
+    # -- one id ------------------------------------------------------------------
 
     async def _worker(self, slot: int, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         while self.stop_cause is None:
@@ -283,18 +302,16 @@ class _Batch:
         if self.stop_cause is not None:
             return _outcome(key, OutcomeStatus.SKIPPED, error=self.stop_cause)
         try:
-            call = self.client._prepare(
-                item,  # type: ignore[arg-type]  # anything may come in; _prepare checks it
+            call = self.engine.prepare(
+                item,  # type: ignore[arg-type]  # anything may come in; prepare checks it
                 self.metadata,
-                abort=self._check_abort,
-                progress=self.progress,
             )
         except InvalidRequestError as exc:
             return _outcome(key, OutcomeStatus.FAILED, error=exc)
         self.slots[slot] = call
         self.progress.in_flight += 1
         try:
-            result, attempts = await self.client._send(call)
+            result = await self.engine.send(call, self)
         except _Aborted as exc:
             return self._cut_short(call, exc.cause)
         except Exception as exc:  # one id's failure never escapes the batch
@@ -310,7 +327,7 @@ class _Batch:
                 OutcomeStatus.FAILED,
                 error=exc,
                 attempts=call.attempts,
-                elapsed=call.clock.elapsed(),
+                elapsed=self.engine.elapsed(call),
                 maybe_applied=call.maybe_applied,
             )
         finally:
@@ -319,8 +336,8 @@ class _Batch:
             key,
             OutcomeStatus.STOPPED,
             result=result,
-            attempts=attempts,
-            elapsed=call.clock.elapsed(),
+            attempts=call.attempts,
+            elapsed=self.engine.elapsed(call),
         )
 
     def _cut_short(self, call: Call, cause: HiveonError | None = None) -> StopOutcome:
@@ -341,7 +358,7 @@ class _Batch:
             OutcomeStatus.FAILED,
             error=error,
             attempts=call.attempts,
-            elapsed=call.clock.elapsed(),
+            elapsed=self.engine.elapsed(call),
             maybe_applied=call.maybe_applied,
         )
 
@@ -436,8 +453,7 @@ def _outcome(
 def _check_concurrency(concurrency: int | None, ceiling: int) -> int:
     if concurrency is None:
         return ceiling
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidRequestError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    check_count("concurrency", concurrency)
     if concurrency > ceiling:
         raise InvalidRequestError(
             f"concurrency={concurrency} is over the client's max_concurrency={ceiling}, "
@@ -449,18 +465,16 @@ def _check_concurrency(concurrency: int | None, ceiling: int) -> int:
 def _check_deadline(deadline: float | None) -> float:
     if deadline is None:
         return math.inf
-    if (
-        isinstance(deadline, bool)
-        or not isinstance(deadline, (int, float))
-        or not math.isfinite(deadline)
-        or deadline <= 0
-    ):
-        raise InvalidRequestError(f"deadline must be seconds > 0 or None, got {deadline!r}")
-    return float(deadline)
+    try:
+        return check_seconds("deadline", deadline)
+    except InvalidRequestError:
+        raise InvalidRequestError(
+            f"deadline must be seconds > 0 or None, got {deadline!r}"
+        ) from None
 
 
 async def run_report(
-    client: AsyncVendorClient,
+    engine: Engine,
     ids: Iterable[str] | AsyncIterable[str],
     *,
     metadata: Mapping[str, str] | None,
@@ -471,7 +485,7 @@ async def run_report(
 ) -> BatchReport:
     """Run a batch to the end and return its report (one outcome per unique id)."""
     batch = _Batch(
-        client,
+        engine,
         ids,
         metadata=metadata,
         concurrency=concurrency,
@@ -500,7 +514,7 @@ async def run_report(
 
 @asynccontextmanager
 async def stream(
-    client: AsyncVendorClient,
+    engine: Engine,
     ids: Iterable[str] | AsyncIterable[str],
     *,
     metadata: Mapping[str, str] | None,
@@ -511,7 +525,7 @@ async def stream(
 ) -> AsyncIterator[OutcomeStream]:
     """Run a batch in the background, yielding a stream of outcomes as they complete."""
     batch = _Batch(
-        client,
+        engine,
         ids,
         metadata=metadata,
         concurrency=concurrency,

@@ -6,15 +6,15 @@ the tests and the code quote the same number.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
-from ._errors import InvalidRequestError
+from ._checks import check_count, check_seconds
 
 __all__ = ["RateLimit", "RetryPolicy"]
 
+#: The production API root, used when neither ``base_url`` nor ``$HIVEON_BASE_URL`` gives one.
 DEFAULT_BASE_URL = "https://api.hiveon.ai"
 #: Seconds allowed per attempt (connect, write, read and pool waits alike).
 DEFAULT_TIMEOUT = 10.0
@@ -36,38 +36,28 @@ MAX_RESPONSE_BYTES = 64 * 1024
 MAX_ERROR_BODY_CHARS = 2048
 
 
-def _finite_positive(name: str, value: float, *, zero_ok: bool = False) -> None:
-    # bool is an int; a flag where a number belongs is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequestError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        bound = ">= 0" if zero_ok else "> 0"
-        raise InvalidRequestError(f"{name} must be a finite number {bound}, got {value!r}")
+def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    check_seconds(attribute.name, value, zero_ok=True)
 
 
-def _check_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _finite_positive(attribute.name, value, zero_ok=True)
-
-
-def _check_optional_seconds(
+def _optional_seconds(
     instance: object, attribute: attrs.Attribute[float | None], value: float | None
 ) -> None:
     if value is not None:
-        _finite_positive(attribute.name, value)
+        check_seconds(attribute.name, value)
 
 
-def _check_rate(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _finite_positive(attribute.name, value)
+def _rate(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    check_seconds(attribute.name, value)
 
 
-def _check_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(f"{attribute.name} must be an int >= 1, got {value!r}")
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    check_count(attribute.name, value)
 
 
-def _check_optional_count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidRequestError(f"{attribute.name} must be None or an int >= 0, got {value!r}")
+def _optional_count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        check_count(attribute.name, value, minimum=0)
 
 
 @attrs.frozen(kw_only=True)
@@ -108,13 +98,13 @@ class RetryPolicy:
         RetryPolicy(max_attempts=6, initial_delay=0.5, max_delay=8.0, ...)
     """
 
-    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=_check_count)
-    initial_delay: float = attrs.field(default=DEFAULT_INITIAL_DELAY, validator=_check_seconds)
-    max_delay: float = attrs.field(default=DEFAULT_MAX_DELAY, validator=_check_seconds)
-    max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_check_seconds)
-    deadline: float | None = attrs.field(default=None, validator=_check_optional_seconds)
-    budget: int | None = attrs.field(default=DEFAULT_RETRY_BUDGET, validator=_check_optional_count)
-    budget_refill: float = attrs.field(default=DEFAULT_BUDGET_REFILL, validator=_check_seconds)
+    max_attempts: int = attrs.field(default=DEFAULT_MAX_ATTEMPTS, validator=_count)
+    initial_delay: float = attrs.field(default=DEFAULT_INITIAL_DELAY, validator=_seconds)
+    max_delay: float = attrs.field(default=DEFAULT_MAX_DELAY, validator=_seconds)
+    max_retry_after: float = attrs.field(default=DEFAULT_MAX_RETRY_AFTER, validator=_seconds)
+    deadline: float | None = attrs.field(default=None, validator=_optional_seconds)
+    budget: int | None = attrs.field(default=DEFAULT_RETRY_BUDGET, validator=_optional_count)
+    budget_refill: float = attrs.field(default=DEFAULT_BUDGET_REFILL, validator=_seconds)
     adaptive: bool = True
 
 
@@ -135,5 +125,5 @@ class RateLimit:
         RateLimit(per_second=50, burst=10)
     """
 
-    per_second: float = attrs.field(validator=_check_rate)
-    burst: int = attrs.field(default=1, validator=_check_count)
+    per_second: float = attrs.field(validator=_rate)
+    burst: int = attrs.field(default=1, validator=_count)

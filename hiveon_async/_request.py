@@ -17,10 +17,12 @@ from typing import Any
 
 import httpx
 
+from ._config import DEFAULT_BASE_URL
 from ._errors import InvalidRequestError
 from ._version import __version__
 
 API_KEY_ENV = "HIVEON_API_KEY"
+BASE_URL_ENV = "HIVEON_BASE_URL"
 CLORE_API_KEY_ENV = "CLORE_API_KEY"
 CLORE_API_KEY = "CLORE_API_KEY"
 
@@ -196,6 +198,24 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def resolve_base_url(base_url: object) -> httpx.URL:
+    """Return the checked API root: the argument, else ``$HIVEON_BASE_URL``, else production.
+
+    Raises:
+        InvalidRequestError: The URL is refused (see :func:`check_base_url`); when
+            it came from the environment, the message names the variable.
+    """
+    if base_url is not None:
+        return check_base_url(base_url)
+    from_env = os.environ.get(BASE_URL_ENV)
+    if not from_env:
+        return check_base_url(DEFAULT_BASE_URL)
+    try:
+        return check_base_url(from_env)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"${BASE_URL_ENV}: {exc}") from None
 
 
 def check_base_url(base_url: object) -> httpx.URL:

@@ -1,9 +1,9 @@
-"""Reading a response: a size-capped body, status to error, JSON to StopResult.
+"""What an answer means: a StopResult, or the typed error, and whether the stop may have happened.
 
-A hostile or broken server cannot make the client read an unbounded body (the
-read stops after :data:`~hiveon_async._config.MAX_RESPONSE_BYTES`, also after
-decompression), raise anything but our own errors, or smuggle a credential into
-an error message.
+Every attempt's outcome is interpreted here, once: an answer from the server
+(:func:`interpret`) or no answer at all (:func:`connection_error`). A hostile
+or broken server cannot make the client raise anything but our own errors, or
+smuggle a credential into an error message.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ import json
 import math
 import re
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 
 import httpx
 
-from ._config import MAX_ERROR_BODY_CHARS, MAX_RESPONSE_BYTES
+from ._call import Call
+from ._config import MAX_ERROR_BODY_CHARS
 from ._errors import (
+    APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     NotFoundError,
@@ -31,7 +33,8 @@ from ._errors import (
     ServerError,
 )
 from ._models import StopResult
-from ._redact import redact_text, safe_response
+from ._redact import redact_text, safe_request, safe_response, scrub_chain
+from ._transport import Answer
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -40,26 +43,16 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     404: NotFoundError,
     429: RateLimitedError,
 }
+#: Failures that happen before the request can have reached the server.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
 _DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SNIPPET_CHARS = 200
-
-
-class UnreadableBodyError(Exception):
-    """Internal: the body could not be read within the rules; ``response`` is set by the wire."""
-
-    response: httpx.Response
-
-
-class BodyTooLargeError(UnreadableBodyError):
-    """Internal: the body passed the cap; carries what was read so far."""
-
-    def __init__(self, head: bytes) -> None:
-        super().__init__("response body over the size cap")
-        self.head = head
-
-
-class UndecodableBodyError(UnreadableBodyError):
-    """Internal: the body uses a content encoding we do not decode, or is corrupt."""
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
@@ -95,114 +88,6 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     return delay if delay > 0 else None
 
 
-def _decompressor(encoding: str) -> zlib._Decompress | None:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    raise UndecodableBodyError(f"unsupported content-encoding {encoding!r}")
-
-
-async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES) -> bytes:
-    """Read a streamed ``httpx.Response``'s body, never holding more than ``limit`` bytes.
-
-    Args:
-        response: A response opened with ``stream=True``.
-        limit: The most bytes to accept.
-
-    Returns:
-        The decoded body.
-
-    Raises:
-        BodyTooLargeError: The body is larger than ``limit``.
-        UndecodableBodyError: Unknown content encoding or corrupt compression.
-    """
-    headers = response.headers
-    if response.is_stream_consumed:  # a transport that hands over read responses (mocks)
-        check_declared_length(headers.get("content-length"), limit)
-        if len(response.content) > limit:
-            raise BodyTooLargeError(response.content[:limit])
-        return response.content
-    stream = response.stream
-    assert isinstance(stream, httpx.AsyncByteStream)  # a response of an async transport
-    raws = stream.__aiter__()
-    try:
-        return await read_capped(
-            raws,
-            content_length=headers.get("content-length"),
-            content_encoding=headers.get("content-encoding"),
-            limit=limit,
-        )
-    except BaseException:
-        # Leaving early (the cap, an error, a cancellation) must close the body's
-        # generators now, not at GC. Read to the end, they have finished by themselves.
-        await close_iterator(raws)
-        raise
-
-
-async def close_iterator(iterator: AsyncIterator[bytes]) -> None:
-    """Close an async generator left part-way (a no-op for other iterators)."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def check_declared_length(content_length: str | None, limit: int) -> None:
-    """Refuse a body whose Content-Length is over ``limit`` before reading any of it."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise BodyTooLargeError(b"")
-
-
-async def read_capped(
-    chunks: AsyncIterator[bytes],
-    *,
-    content_length: str | None,
-    content_encoding: str | None,
-    limit: int = MAX_RESPONSE_BYTES,
-) -> bytes:
-    """Read raw body chunks, decoding them, never holding more than ``limit`` bytes.
-
-    The cap applies to the decoded body too, so a small gzip bomb cannot
-    expand in memory.
-
-    Args:
-        chunks: The body as it arrives (still content-encoded).
-        content_length: The Content-Length header, if any.
-        content_encoding: The Content-Encoding header, if any.
-        limit: The most bytes to accept.
-
-    Returns:
-        The decoded body.
-
-    Raises:
-        BodyTooLargeError: The body is larger than ``limit`` (by its
-            Content-Length or as it streamed).
-        UndecodableBodyError: Unknown content encoding or corrupt compression.
-    """
-    check_declared_length(content_length, limit)
-    decoder = _decompressor(content_encoding) if content_encoding else None
-    parts: list[bytes] = []
-    size = 0
-    async for raw in chunks:
-        if decoder is None:
-            chunk = raw
-        else:
-            try:
-                chunk = decoder.decompress(raw, limit + 1 - size)
-            except zlib.error as exc:
-                raise UndecodableBodyError("corrupt compressed body") from exc
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit or (decoder is not None and decoder.unconsumed_tail):
-            raise BodyTooLargeError(b"".join(parts)[:limit])
-    if decoder is not None and not decoder.eof:
-        raise UndecodableBodyError("truncated compressed body")
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
 def _request_id(response: httpx.Response, secrets: Sequence[str]) -> str | None:
     value: str | None = response.headers.get("x-request-id")
     # The server sets it, so it may echo anything back: kept on the error, it is shown.
@@ -224,6 +109,7 @@ def status_error(
     secrets: Sequence[str],
     attempts: int,
     maybe_applied: bool,
+    now: Callable[[], float] = time.time,
 ) -> APIStatusError:
     """Return the typed error for a response whose status is not 2xx.
 
@@ -234,6 +120,7 @@ def status_error(
         secrets: Values to redact from the stored body and the message.
         attempts: Requests sent for the call so far, this one included.
         maybe_applied: Whether an earlier attempt may have reached the server.
+        now: The wall clock, for a ``Retry-After`` given as an HTTP-date.
 
     Returns:
         The error; the caller decides whether to raise or retry.
@@ -256,7 +143,7 @@ def status_error(
         response=safe_response(response, text, secrets),
         body=text,
         request_id=request_id,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
         deployment_id=deployment_id,
         attempts=attempts,
         maybe_applied=maybe_applied,
@@ -311,3 +198,70 @@ def parse_stop_result(body: bytes, deployment_id: str) -> StopResult | str:
     if answered != deployment_id:
         return "the body names another deployment"
     return StopResult(deployment_id=answered)
+
+
+def interpret(answer: Answer, call: Call, *, wall: Callable[[], float] = time.time) -> StopResult:
+    """Return the :class:`StopResult` of a 2xx answer, or raise the answer's typed error.
+
+    Sets ``call.maybe_applied`` when the server may have acted: any 2xx whose
+    body is unusable (it said it acted), and any 5xx. ``wall`` is the wall
+    clock, to read a ``Retry-After`` given as an HTTP-date.
+
+    Raises:
+        ResponseValidationError: A 2xx whose body is not the documented shape.
+        APIStatusError: Any other status (the subclass for it).
+    """
+    status = answer.status
+    if 200 <= status < 300:
+        parsed = (
+            parse_stop_result(answer.body, call.deployment_id)
+            if answer.problem is None
+            else answer.problem
+        )
+        if isinstance(parsed, StopResult):
+            return parsed
+        call.maybe_applied = True  # the server said it acted; only its answer is unusable
+        raise validation_error(
+            parsed,
+            answer.response,
+            answer.body,
+            deployment_id=call.deployment_id,
+            secrets=call.secrets,
+            attempts=call.attempts,
+            maybe_applied=True,
+        )
+    if status >= 500:
+        call.maybe_applied = True
+    # An error status with an oversized or undecodable body is still that error.
+    raise status_error(
+        answer.response,
+        answer.body,
+        deployment_id=call.deployment_id,
+        secrets=call.secrets,
+        attempts=call.attempts,
+        maybe_applied=call.maybe_applied,
+        now=wall,
+    )
+
+
+def connection_error(exc: httpx.TransportError, call: Call) -> APIConnectionError:
+    """Return our error for an attempt that got no (complete) response.
+
+    Sets ``call.maybe_applied`` unless the request cannot have left (a failed
+    connect, a pool timeout, a request refused before sending). Redacts the
+    secrets from ``exc`` and its causes, which may quote what was sent back.
+    """
+    request = safe_request(call.request.httpx_request)
+    exc.request = request
+    scrub_chain(exc, call.secrets)
+    if not isinstance(exc, _NOT_SENT):
+        call.maybe_applied = True
+    kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    detail = redact_text(f"{type(exc).__name__}: {exc}", call.secrets)
+    return kind(
+        f"no response for deployment {call.deployment_id!r}: {detail}",
+        request=request,
+        deployment_id=call.deployment_id,
+        attempts=call.attempts,
+        maybe_applied=call.maybe_applied,
+    )

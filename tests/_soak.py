@@ -326,14 +326,14 @@ def client_for(
     }
 
     if settings.runner == "aiohttp":
-        import hiveon_async._aiohttp  # noqa: F401 - imported lazily, it blocks the loop ~0.3 s
+        import hiveon_async._transport._aiohttp  # noqa: F401 - importing blocks the loop ~0.3 s
 
     @asynccontextmanager
     async def connect() -> Any:
         if settings.runner == "in-process":
             async with fake.client(**options) as client:
-                assert client._wire.pool == "transport"
                 yield client
+                assert client._engine.pool == "transport"
             return
         async with (
             fake.serve() as base_url,
@@ -345,7 +345,7 @@ def client_for(
             ) as client,
         ):
             yield client
-            assert client._wire.pool == settings.runner
+            assert client._engine.pool == settings.runner
             await client.aclose()
             # The fake notices each close when its connection task next runs.
             with anyio.fail_after(10):
@@ -398,7 +398,7 @@ async def run_soak(settings: SoakSettings) -> SoakFigures:
                     progress=progress,
                 )
                 group.cancel_scope.cancel()
-            budget = client._budget
+            budget = client._engine.budget
     elapsed = time.monotonic() - started
     rss_end = rss_mb()
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import respx
 
-from hiveon_async import AsyncVendorClient, HiveonError, _retry
-from hiveon_async._ratelimit import SendGate
-from hiveon_async.testing import FakeVendorAPI
+from hiveon_async import AsyncVendorClient, HiveonError
+from hiveon_async._clock import Clock
+from hiveon_async.testing import FakeVendorAPI, set_testing
 
 pytest_plugins = ["pytester"]
 
@@ -101,39 +101,57 @@ def stop_route(vendor: respx.Router, deployment_id: str) -> respx.Route:
 @pytest.fixture
 def instant_retries() -> Iterator[None]:
     """Retry waits take no time (``set_testing(True)``) for the duration of a test."""
-    previous = _retry.is_testing()
-    _retry.set_testing(True)
-    yield
-    _retry.set_testing(previous)
+    with set_testing(True):
+        yield
 
 
-class Waits:
-    """What a client would have slept: retry waits and the client-wide pauses it asked for."""
+class Waits(Clock):
+    """A client's clock that records the waits it would have slept, and sleeps none.
+
+    Its time stands still but for the pauses it records, so the figures are
+    exact. Test mode is off, so pacing is on.
+
+    Attributes:
+        retries: Backoff waits between a call's attempts.
+        pauses: Waits for a client-wide pause (``Retry-After``) to end.
+        spacings: Waits for a turn under the rate limit.
+    """
 
     def __init__(self) -> None:
         self.retries: list[float] = []
         self.pauses: list[float] = []
+        self.spacings: list[float] = []
+        self.time = 0.0
+        self.wall_time = 1_700_000_000.0
 
-    async def sleep(self, seconds: float) -> None:
+    def now(self) -> float:
+        return self.time
+
+    def wall(self) -> float:
+        return self.wall_time
+
+    @property
+    def testing(self) -> bool:
+        return False
+
+    async def backoff(self, seconds: float) -> None:
         self.retries.append(seconds)
         await anyio.lowlevel.checkpoint()
 
-    def pause(self, seconds: float) -> None:
+    async def space(self, seconds: float) -> None:
+        self.spacings.append(seconds)
+        await anyio.lowlevel.checkpoint()
+
+    async def hold(self, seconds: float) -> None:
         self.pauses.append(seconds)
+        self.time += seconds
+        await anyio.lowlevel.checkpoint()
 
 
 @pytest.fixture
-def waits(instant_retries: None, monkeypatch: pytest.MonkeyPatch) -> Waits:
-    """Record retry waits and Retry-After pauses instead of sleeping through them.
-
-    The retry loop looks ``anyio.sleep`` up at each wait, so this patches it for
-    the test: a test using this fixture must not sleep for real itself.
-    """
-    recorded = Waits()
-    _retry.set_testing(False)
-    monkeypatch.setattr("hiveon_async._retry.anyio.sleep", recorded.sleep)
-    monkeypatch.setattr(SendGate, "pause", lambda gate, seconds: recorded.pause(seconds))
-    return recorded
+def waits() -> Waits:
+    """Clients from ``make_client`` record retry waits and pauses here instead of sleeping."""
+    return Waits()
 
 
 HiveonErrorT = TypeVar("HiveonErrorT", bound=HiveonError)
@@ -150,10 +168,19 @@ async def stop_error(
 
 @pytest.fixture
 async def make_client(
-    anyio_backend: str, instant_retries: None, vendor: respx.Router, api_key: str, clore_key: str
+    request: pytest.FixtureRequest,
+    anyio_backend: str,
+    instant_retries: None,
+    vendor: respx.Router,
+    api_key: str,
+    clore_key: str,
 ) -> AsyncIterator[Callable[..., AsyncVendorClient]]:
-    """Build AsyncVendorClients wired to ``vendor`` (keyword overrides allowed); closed after."""
+    """Build AsyncVendorClients wired to ``vendor`` (keyword overrides allowed); closed after.
+
+    A test that asks for ``waits`` gets clients whose waits are recorded there.
+    """
     clients: list[AsyncVendorClient] = []
+    clock = request.getfixturevalue("waits") if "waits" in request.fixturenames else None
 
     def make(**options: Any) -> AsyncVendorClient:
         defaults: dict[str, Any] = {
@@ -163,6 +190,8 @@ async def make_client(
             "transport": httpx.MockTransport(vendor.async_handler),
         }
         client = AsyncVendorClient(**{**defaults, **options})
+        if clock is not None:
+            client._engine.use_clock(clock)
         clients.append(client)
         return client
 

@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from hiveon_async._attempt_timer import AttemptTimer, _LoopAttempt
+from hiveon_async._transport._timer import AttemptTimer, _LoopAttempt
 
 pytestmark = pytest.mark.anyio
 

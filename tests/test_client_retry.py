@@ -19,6 +19,7 @@ from hiveon_async import (
     BadRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimit,
     RateLimitedError,
     RetryPolicy,
     ServerError,
@@ -351,23 +352,13 @@ async def test_retry_budget_caps_retries_across_calls(
 
 
 async def test_every_attempt_passes_the_rate_limiter(
-    client: AsyncVendorClient,
-    stop_route: respx.Route,
-    deployment_id: str,
-    monkeypatch: pytest.MonkeyPatch,
+    make_client: MakeClient, stop_route: respx.Route, deployment_id: str, waits: Waits
 ) -> None:
-    """Retries are not free: each attempt takes its turn at the gate."""
-    turns = 0
-    wait_turn = client._gate.wait_turn
-
-    async def counted() -> float:
-        nonlocal turns
-        turns += 1
-        return await wait_turn()
-
-    monkeypatch.setattr(client._gate, "wait_turn", counted)
+    """Retries are not free: each attempt takes its turn at the gate, one second apart at 1/s."""
     stop_route.side_effect = [fails(500), fails(429), stop_route.return_value]
+    client = make_client(rate_limit=RateLimit(per_second=1.0), retry=RetryPolicy(adaptive=False))
 
     await client.stop_deployment(deployment_id)
 
-    assert turns == stop_route.call_count == 3
+    assert stop_route.call_count == 3
+    assert waits.spacings == [1.0, 2.0]

@@ -6,11 +6,12 @@ each test below imports one example and runs it, on asyncio and trio, against a
 programs a reader would run: they build ``AsyncVendorClient()`` from
 ``$HIVEON_API_KEY`` and ``$CLORE_API_KEY`` for ``https://api.hiveon.ai``, so the
 ``vendor`` fixture sets those variables and routes that host to the fake's
-in-process transport with respx (no socket, and any other host is refused).
+loopback socket, named by ``$HIVEON_BASE_URL`` as a user would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
 import importlib.util
@@ -29,7 +30,6 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 import pytest
-import respx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hiveon_async
@@ -41,7 +41,6 @@ DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
 #: Examples run by another test module (tests/test_fake_docs.py runs the testing guide's).
 RUN_ELSEWHERE = {"test_with_fake"}
-PRODUCTION_URL = "https://api.hiveon.ai"
 
 F = TypeVar("F", bound=Callable[..., Any])
 _RUN: set[str] = set()
@@ -74,21 +73,21 @@ def expected_output(name: str) -> str:
 
 @pytest.fixture
 def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeVendorAPI]]:
-    """Install a FakeVendorAPI as the production API; call with FakeVendorAPI's arguments."""
-    set_testing(True)  # retries wait zero seconds
-    try:
-        with respx.mock(using="httpx", base_url=PRODUCTION_URL, assert_all_called=False) as router:
+    """Serve a FakeVendorAPI on a loopback socket as ``$HIVEON_BASE_URL``; call with its arguments.
 
-            def install(**options: Any) -> FakeVendorAPI:
-                fake = FakeVendorAPI(**options)
-                router.route().mock(side_effect=fake.transport().handle_async_request)
-                monkeypatch.setenv("HIVEON_API_KEY", fake.api_key)
-                monkeypatch.setenv("CLORE_API_KEY", fake.clore_api_key)
-                return fake
+    The examples build ``AsyncVendorClient()`` with no arguments, as a user's
+    program does; the environment points it at the fake.
+    """
+    with set_testing(True), contextlib.ExitStack() as servers:  # retries wait zero seconds
 
-            yield install
-    finally:
-        set_testing(False)
+        def install(**options: Any) -> FakeVendorAPI:
+            fake = FakeVendorAPI(**options)
+            monkeypatch.setenv("HIVEON_BASE_URL", servers.enter_context(fake.serve_in_thread()))
+            monkeypatch.setenv("HIVEON_API_KEY", fake.api_key)
+            monkeypatch.setenv("CLORE_API_KEY", fake.clore_api_key)
+            return fake
+
+        yield install
 
 
 # -- the checks on the pages themselves ---------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hiveon_async.testing
-from hiveon_async import _retry
+from hiveon_async import _clock
 
 PUBLIC = [
     "FakeVendorAPI",
@@ -30,4 +30,4 @@ def test_all_is_the_public_surface() -> None:
 
 def test_set_testing_is_the_clients_switch() -> None:
     """``set_testing`` is the client's own switch, not a copy."""
-    assert hiveon_async.testing.set_testing is _retry.set_testing
+    assert hiveon_async.testing.set_testing is _clock.set_testing

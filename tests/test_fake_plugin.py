@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hiveon_async import AsyncVendorClient, RetryPolicy, ServerError, _retry
+from hiveon_async import AsyncVendorClient, RetryPolicy, ServerError, _clock
 from hiveon_async.testing import FakeVendorAPI
 
 
@@ -14,29 +14,29 @@ def test_fixture_is_a_fresh_fake_with_instant_waits(fake_vendor_api: FakeVendorA
     """The fixture is an unused FakeVendorAPI, and retry waits are instant meanwhile."""
     assert isinstance(fake_vendor_api, FakeVendorAPI)
     assert fake_vendor_api.request_count == 0
-    assert _retry.is_testing()
+    assert _clock.is_testing()
 
 
 def test_fixture_restores_the_previous_setting(pytester: pytest.Pytester) -> None:
     """In a user's suite the fixture turns instant waits on for its test only."""
     pytester.makepyfile(
         """
-        from hiveon_async import _retry
+        from hiveon_async import _clock
 
         def test_with_fixture(fake_vendor_api):
-            assert _retry.is_testing()
+            assert _clock.is_testing()
 
         def test_after(fake_vendor_api):
             assert fake_vendor_api.request_count == 0
 
         def test_without_fixture():
-            assert not _retry.is_testing()
+            assert not _clock.is_testing()
         """
     )
-    before = _retry.is_testing()
+    before = _clock.is_testing()
     result = pytester.runpytest("-W", "error")
     result.assert_outcomes(passed=3)
-    assert _retry.is_testing() is before
+    assert _clock.is_testing() is before
 
 
 @pytest.mark.anyio

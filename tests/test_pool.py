@@ -10,8 +10,8 @@ import httpcore
 import httpx
 import pytest
 
-from hiveon_async._pool import LeanPool, as_httpx_error
-from hiveon_async._ratelimit import Slots
+from hiveon_async._policy._slots import Slots
+from hiveon_async._transport._httpcore import LeanPool, as_httpx_error
 from hiveon_async.testing import FakeVendorAPI
 
 pytestmark = pytest.mark.anyio
@@ -190,5 +190,5 @@ async def test_the_client_uses_the_lean_pool_by_default() -> None:
     async with fake.serve() as base_url:
         async with fake.client(base_url=base_url, transport=None, speedups=False) as client:
             await client.stop_deployments([f"dep-{i}" for i in range(20)], concurrency=4)
-            assert client._wire.pool == "httpcore"
+            assert client._engine.pool == "httpcore"
         assert fake.open_connections <= 4

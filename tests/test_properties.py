@@ -39,6 +39,7 @@ from hiveon_async import (
     ServerError,
     StopResult,
 )
+from hiveon_async._clock import Clock
 from hiveon_async.testing import FakeVendorAPI
 from hiveon_async.testing._fake import parse_deployment_id
 
@@ -96,9 +97,10 @@ async def stop(
     transport: httpx.AsyncBaseTransport,
     deployment_id: object,
     metadata: object = None,
+    clock: Clock | None = None,
     **options: Any,
 ) -> StopResult | HiveonError:
-    """One stop through a client of ``transport``; the result or the HiveonError raised."""
+    """One stop through a client of ``transport`` (and ``clock``); the result or the error."""
     settings_: dict[str, Any] = {
         "api_key": API_KEY,
         "base_url": BASE_URL,
@@ -107,6 +109,8 @@ async def stop(
         **options,
     }
     async with AsyncVendorClient(**settings_) as client:
+        if clock is not None:
+            client._engine.use_clock(clock)
         try:
             return await client.stop_deployment(deployment_id, metadata=metadata)  # type: ignore[arg-type]
         except HiveonError as error:
@@ -408,10 +412,10 @@ RETRY_AFTER = st.one_of(
 @settings(EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=RETRY_AFTER, status=st.sampled_from([429, 503]))
 def test_any_retry_after_never_raises_and_never_waits_past_the_cap(
-    waits: Waits, monkeypatch: pytest.MonkeyPatch, value: str, status: int
+    waits: Waits, value: str, status: int
 ) -> None:
     """Any Retry-After: the retry succeeds, or (over the cap) the error; no wait over the cap."""
-    monkeypatch.setattr("hiveon_async._response.time.time", NOW.timestamp)
+    waits.wall_time = NOW.timestamp()
     waits.retries.clear()
     waits.pauses.clear()
     answers = iter([(status, value), (200, None)])
@@ -426,7 +430,7 @@ def test_any_retry_after_never_raises_and_never_waits_past_the_cap(
     wire = Capture(answer=answer)
     policy = RetryPolicy(max_attempts=2, max_retry_after=MAX_RETRY_AFTER)
 
-    outcome = run(lambda: stop(wire, "dep-1", retry=policy))
+    outcome = run(lambda: stop(wire, "dep-1", clock=waits, retry=policy))
 
     assert all(math.isfinite(wait) and 0 <= wait <= MAX_RETRY_AFTER for wait in waits.retries)
     assert all(math.isfinite(pause) and 0 <= pause <= MAX_RETRY_AFTER for pause in waits.pauses)

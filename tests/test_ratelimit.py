@@ -11,31 +11,39 @@ import anyio
 import pytest
 
 from hiveon_async import RateLimit
-from hiveon_async._ratelimit import SendGate
-from hiveon_async._retry import is_testing, set_testing
+from hiveon_async._clock import Clock, set_testing
+from hiveon_async._policy._gate import SendGate
 
 pytestmark = pytest.mark.anyio
 
 
-class FakeTime:
-    """Virtual time for the gate's ``clock`` and ``sleep``.
+class FakeTime(Clock):
+    """Virtual time: a clock whose every wait parks the task until :meth:`run` moves time on.
 
-    ``sleep`` parks the task; :meth:`run` moves the clock to the next wake-up
-    whenever every task it runs is parked or done, so no real time passes and
-    no task polls.
+    :meth:`run` moves the clock to the next wake-up whenever every task it
+    runs is parked or done, so no real time passes and no task polls.
     """
 
     def __init__(self) -> None:
-        self.now = 0.0
+        self.time = 0.0
         self._sleepers: list[tuple[float, int, anyio.Event]] = []
         self._order = itertools.count()
         self._changed = anyio.Event()
 
-    def clock(self) -> float:
-        return self.now
+    def now(self) -> float:
+        return self.time
+
+    async def space(self, seconds: float) -> None:
+        await self.sleep(seconds)
+
+    async def hold(self, seconds: float) -> None:
+        await self.sleep(seconds)
+
+    async def backoff(self, seconds: float) -> None:
+        await self.sleep(seconds)
 
     async def sleep(self, seconds: float) -> None:
-        entry = (self.now + seconds, next(self._order), anyio.Event())
+        entry = (self.time + seconds, next(self._order), anyio.Event())
         heapq.heappush(self._sleepers, entry)
         self._changed.set()
         try:
@@ -71,17 +79,15 @@ class FakeTime:
                     await self._changed.wait()
                     continue
                 wake, _, event = heapq.heappop(self._sleepers)
-                self.now = max(self.now, wake)
+                self.time = max(self.time, wake)
                 event.set()
 
 
 @pytest.fixture(autouse=True)
 def real_waits() -> Iterator[None]:
     """The gate honours pauses and pacing only while set_testing is off."""
-    previous = is_testing()
-    set_testing(False)
-    yield
-    set_testing(previous)
+    with set_testing(False):
+        yield
 
 
 @pytest.fixture
@@ -90,7 +96,7 @@ def fake_time() -> FakeTime:
 
 
 def gate_on(fake_time: FakeTime, rate_limit: RateLimit | None) -> SendGate:
-    return SendGate(rate_limit, adaptive=False, clock=fake_time.clock, sleep=fake_time.sleep)
+    return SendGate(rate_limit, adaptive=False, clock=fake_time)
 
 
 def acquirer(gate: SendGate, times: list[float]) -> Callable[[], Awaitable[None]]:
@@ -255,7 +261,7 @@ async def test_after_a_throttle_adaptive_pacing_spaces_sends(
     fake_time: FakeTime, rate_limit: RateLimit | None, gap: float
 ) -> None:
     """Sustained 429s after 10 sends in 0.5 s (20/s) pace at 0.7 x 20/s, never above the limit."""
-    gate = SendGate(rate_limit, adaptive=True, clock=fake_time.clock, sleep=fake_time.sleep)
+    gate = SendGate(rate_limit, adaptive=True, clock=fake_time)
     times: list[float] = []
     for _ in range(10):
         await gate.wait_turn()
@@ -270,7 +276,7 @@ async def test_after_a_throttle_adaptive_pacing_spaces_sends(
 
 async def test_a_lone_throttle_does_not_start_pacing(fake_time: FakeTime) -> None:
     """One 429 among many answers is noise: sending is not paced (Retry-After still pauses)."""
-    gate = SendGate(None, adaptive=True, clock=fake_time.clock, sleep=fake_time.sleep)
+    gate = SendGate(None, adaptive=True, clock=fake_time)
     for _ in range(10):
         await gate.wait_turn()
     for _ in range(THROTTLES_TO_CUT - 1):
@@ -281,7 +287,7 @@ async def test_a_lone_throttle_does_not_start_pacing(fake_time: FakeTime) -> Non
 
 async def test_real_clock_run_keeps_the_pace() -> None:
     """20 acquisitions at 200/s with anyio's own clock take at least ~95 ms."""
-    gate = SendGate(RateLimit(per_second=200.0), adaptive=False)
+    gate = SendGate(RateLimit(per_second=200.0), adaptive=False, clock=Clock())
     started = time.monotonic()
 
     for _ in range(20):

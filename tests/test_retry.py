@@ -1,14 +1,12 @@
-"""The retry decision, the backoff, the retry budget and the tenacity loop behind them."""
+"""The retry decision, the backoff, the retry budget, and the test mode of the clock."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
 
 import anyio
 import httpx
 import pytest
-import tenacity
 
 from hiveon_async import (
     APIConnectionError,
@@ -21,17 +19,15 @@ from hiveon_async import (
     RetryPolicy,
     ServerError,
 )
-from hiveon_async._retry import (
-    CallClock,
+from hiveon_async._clock import Clock, is_testing, set_testing
+from hiveon_async._policy._retry import (
+    GiveUp,
+    Retry,
     RetryBudget,
     backoff_delay,
+    decide,
     is_retryable,
-    is_testing,
-    retrying,
-    set_testing,
 )
-
-Build = Callable[..., tenacity.AsyncRetrying]
 
 
 def status_error(status: int, retry_after: float | None = None) -> APIStatusError:
@@ -142,185 +138,109 @@ def test_budget_is_capped_at_capacity() -> None:
     assert repr(budget) == "RetryBudget(tokens=3.0, capacity=3)"
 
 
-class Flaky:
-    """An attempt function that raises the given errors in turn, then returns "done"."""
-
-    def __init__(self, *errors: BaseException) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    async def __call__(self) -> str:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return "done"
-
-
-class Sleeps(list[float]):
-    """An injected sleep that records the seconds asked for and returns at once."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
+def decision(
+    error: HiveonError,
+    *,
+    attempts: int = 1,
+    policy: RetryPolicy | None = None,
+    budget: RetryBudget | None = None,
+    remaining: float | None = None,
+) -> Retry | GiveUp:
+    return decide(
+        error,
+        attempts=attempts,
+        policy=policy or RetryPolicy(),
+        budget=budget,
+        remaining=remaining,
+    )
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def test_decide_retries_with_full_jitter_backoff() -> None:
+    """A retryable failure is retried after a backoff within the full-jitter bounds."""
+    first = decision(APIConnectionError("a"), attempts=1)
+    second = decision(status_error(503), attempts=2)
+
+    assert isinstance(first, Retry)
+    assert 0.0 <= first.delay <= 0.5
+    assert isinstance(second, Retry)
+    assert 0.0 <= second.delay <= 1.0
 
 
-@pytest.fixture
-def controller(sleeps: Sleeps) -> Build:
-    """Build a retry loop with an injected sleep; keyword overrides for its parts."""
-
-    def build(
-        policy: RetryPolicy | None = None,
-        budget: RetryBudget | None = None,
-        deadline: float | None = None,
-        on_retry: Callable[[HiveonError, float], None] | None = None,
-    ) -> tenacity.AsyncRetrying:
-        return retrying(
-            policy or RetryPolicy(),
-            budget,
-            CallClock(deadline),
-            deployment_id="dep-1",
-            on_retry=on_retry,
-            sleep=sleeps,
-        )
-
-    return build
+def test_decide_waits_the_retry_after_it_was_given() -> None:
+    """A Retry-After within max_retry_after is the wait."""
+    assert decision(status_error(429, retry_after=2.0)) == Retry(2.0)
 
 
-@pytest.fixture
-def real_waits() -> Iterator[None]:
-    """Make sure set_testing is off for the test, whatever ran before."""
-    previous = is_testing()
-    set_testing(False)
-    yield
-    set_testing(previous)
-
-
-pytestmark = pytest.mark.usefixtures("real_waits")
-
-
-@pytest.mark.anyio
-async def test_loop_retries_then_returns(controller: Build, sleeps: Sleeps) -> None:
-    """Two retryable failures, then success: the result, after two backoff waits."""
-    attempt = Flaky(APIConnectionError("a"), status_error(503))
-
-    assert await controller()(attempt) == "done"
-
-    assert attempt.calls == 3
-    assert len(sleeps) == 2
-    assert 0.0 <= sleeps[0] <= 0.5
-    assert 0.0 <= sleeps[1] <= 1.0
-
-
-@pytest.mark.anyio
-async def test_loop_reports_each_retry(controller: Build) -> None:
-    """on_retry sees each error and the delay about to be waited."""
-    seen: list[tuple[HiveonError, float]] = []
-    error = status_error(429, retry_after=2.0)
-
-    await controller(on_retry=lambda e, d: seen.append((e, d)))(Flaky(error))
-
-    assert seen == [(error, 2.0)]
-
-
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "error",
-    [InvalidRequestError("bad"), status_error(404), ResponseValidationError("x"), KeyError("k")],
+    [InvalidRequestError("bad"), status_error(404), ResponseValidationError("x")],
     ids=repr,
 )
-async def test_loop_raises_final_errors_at_once(
-    controller: Build, sleeps: Sleeps, error: BaseException
-) -> None:
-    """A failure that is not retryable is raised as it is, after one attempt and no wait."""
-    attempt = Flaky(error)
-
-    with pytest.raises(type(error)) as caught:
-        await controller()(attempt)
-
-    assert caught.value is error
-    assert attempt.calls == 1
-    assert sleeps == []
+def test_decide_gives_up_silently_on_final_errors(error: HiveonError) -> None:
+    """A failure that is not retryable is given up with no reason to log."""
+    assert decision(error) == GiveUp(None)
 
 
-@pytest.mark.anyio
-async def test_loop_raises_the_last_error_when_attempts_run_out(
-    controller: Build, sleeps: Sleeps
-) -> None:
-    """After max_attempts the last error itself is raised, never a tenacity type."""
-    errors = [status_error(500) for _ in range(3)]
-    attempt = Flaky(*errors)
+def test_decide_gives_up_when_attempts_run_out() -> None:
+    """After max_attempts there is no retry, whatever the error."""
+    verdict = decision(status_error(500), attempts=3, policy=RetryPolicy(max_attempts=3))
 
-    with pytest.raises(ServerError) as caught:
-        await controller(RetryPolicy(max_attempts=3))(attempt)
-
-    assert caught.value is errors[-1]
-    assert len(sleeps) == 2
+    assert verdict == GiveUp("no attempts left (3)")
 
 
-@pytest.mark.anyio
-async def test_loop_skips_a_wait_that_would_pass_the_deadline(
-    controller: Build, sleeps: Sleeps
-) -> None:
-    """A wait ending after the deadline is not slept; the error is raised now."""
-    attempt = Flaky(status_error(503, retry_after=5.0))
+def test_decide_gives_up_on_a_retry_after_over_the_cap() -> None:
+    """A Retry-After over max_retry_after is not waited: the error is final."""
+    verdict = decision(status_error(429, retry_after=61.0))
 
-    with pytest.raises(ServerError):
-        await controller(deadline=4.0)(attempt)
-
-    assert attempt.calls == 1
-    assert sleeps == []
+    assert verdict == GiveUp("Retry-After 61s is over max_retry_after 60s")
 
 
-@pytest.mark.anyio
-async def test_loop_stops_when_the_budget_is_spent(controller: Build, sleeps: Sleeps) -> None:
+def test_decide_skips_a_wait_that_would_pass_the_deadline() -> None:
+    """A wait ending after the deadline is not slept; the error is final."""
+    verdict = decision(status_error(503, retry_after=5.0), remaining=4.0)
+
+    assert verdict == GiveUp("the wait (5.00s) would pass the call's deadline")
+
+
+def test_decide_stops_when_the_budget_is_spent() -> None:
     """An empty retry budget turns a retryable failure into the final answer."""
     budget = RetryBudget(1, 0.1)
-    attempt = Flaky(*[APIConnectionError("down") for _ in range(3)])
 
-    with pytest.raises(APIConnectionError):
-        await controller(budget=budget)(attempt)
+    assert isinstance(decision(APIConnectionError("down"), budget=budget), Retry)
+    verdict = decision(APIConnectionError("down"), budget=budget)
 
-    assert attempt.calls == 2
+    assert verdict == GiveUp("the client's retry budget is spent")
     assert budget.denied == 1
 
 
+def test_decide_spends_no_token_on_a_retry_it_refuses() -> None:
+    """The budget is the last check: a refusal for any other reason costs no token."""
+    budget = RetryBudget(1, 0.1)
+
+    decision(status_error(500), attempts=4, budget=budget)
+    decision(status_error(429, retry_after=600.0), budget=budget)
+
+    assert budget.tokens == 1.0
+
+
 @pytest.mark.anyio
-async def test_set_testing_makes_waits_instant(controller: Build, sleeps: Sleeps) -> None:
-    """With set_testing(True) the loop retries without calling the sleep at all."""
-    set_testing(True)
-    assert is_testing()
-
-    await controller()(Flaky(APIConnectionError("a")))
-
-    assert sleeps == []
-
-
-@pytest.mark.anyio
-async def test_loop_does_not_retry_cancellation(controller: Build) -> None:
-    """A cancelled attempt is not retried; the cancellation goes through."""
-    calls = 0
-
-    async def attempt() -> None:
-        nonlocal calls
-        calls += 1
-        await anyio.sleep_forever()
-
-    with anyio.move_on_after(0.01):
-        await controller()(attempt)
-
-    assert calls == 1
+async def test_set_testing_skips_backoff_and_holds_but_not_spacing() -> None:
+    """In test mode the clock skips backoff and pauses; the rate limit's spacing stays real."""
+    clock = Clock()
+    with set_testing(True):
+        assert clock.testing
+        with anyio.fail_after(1):
+            await clock.backoff(3600)
+            await clock.hold(3600)
+        with anyio.move_on_after(0.05) as spaced:
+            await clock.space(3600)
+        assert spaced.cancelled_caught
 
 
-def test_call_clock_measures_against_its_deadline() -> None:
-    """CallClock knows the time used and the time left, if there is a deadline."""
-    clock = CallClock(10.0)
-
-    remaining = clock.remaining()
-    assert remaining is not None
-    assert 9.0 < remaining <= 10.0
-    assert 0.0 <= clock.elapsed() < 1.0
-    assert CallClock(None).remaining() is None
+def test_set_testing_restores_the_previous_mode() -> None:
+    """set_testing works as a context manager that restores what was in force before."""
+    with set_testing(True):
+        with set_testing(False):
+            assert not is_testing()
+        assert is_testing()
+    assert not is_testing()

@@ -12,7 +12,7 @@ Example:
     >>> fake.script("dep-1", [503, "reset", 200])
 """
 
-from .._retry import set_testing
+from .._clock import set_testing
 from ._fake import FakeVendorAPI
 from ._faults import Fault, FaultKind, FaultPlan, ScriptEntry
 from ._records import ReceivedRequest

@@ -35,12 +35,8 @@ def fake_vendor_api() -> Iterator[FakeVendorAPI]:
         ...         await client.stop_deployment("dep-1")
         ...     assert fake_vendor_api.stopped == {"dep-1"}
     """
-    from .. import _retry
+    from .._clock import set_testing
     from ._fake import FakeVendorAPI
 
-    previous = _retry.is_testing()
-    _retry.set_testing(True)
-    try:
+    with set_testing(True):
         yield FakeVendorAPI()
-    finally:
-        _retry.set_testing(previous)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import http
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ._faults import Fault
 
-__all__ = ["BODY_FAULTS", "Reply", "reason_phrase"]
+__all__ = ["BODY_FAULTS", "Backend", "Reply", "reason_phrase"]
 
 #: Wire faults that shape only the body: an answer to HEAD, which has none, is sent plainly.
 BODY_FAULTS = frozenset({"trickle", "huge"})
@@ -58,3 +59,34 @@ class Reply:
         self.body = body
         self.fault = fault
         self.delay = delay
+
+
+class Backend(Protocol):
+    """What the runners (in-process, socket) need of the fake that decides each answer.
+
+    :class:`~hiveon_async.testing.FakeVendorAPI` is the one implementation;
+    the runners type against this so that they need not import it.
+    """
+
+    record: bool
+    open_connections: int
+
+    def _receive(
+        self,
+        method: str,
+        target: str,
+        api_key: str | None,
+        content_type: str | None,
+        body: bytes,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+    ) -> Reply:
+        """Take in one request and decide its answer."""
+        ...
+
+    def _finish(self) -> None:
+        """Count the answer as carried out."""
+        ...
+
+    def _next_request_id(self) -> str:
+        """Count a request and return its ``X-Request-Id``."""
+        ...

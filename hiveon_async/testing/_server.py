@@ -12,17 +12,13 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 import anyio
 import h11
 from anyio.abc import SocketAttribute, SocketStream
 
-from ._reply import BODY_FAULTS, Reply, reason_phrase
+from ._reply import BODY_FAULTS, Backend, Reply, reason_phrase
 from ._transport import CHUNK_BYTES
-
-if TYPE_CHECKING:
-    from ._fake import FakeVendorAPI
 
 __all__ = ["serve_fake"]
 
@@ -37,7 +33,7 @@ _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream
 
 
 @asynccontextmanager
-async def serve_fake(fake: FakeVendorAPI, *, host: str, port: int) -> AsyncIterator[str]:
+async def serve_fake(fake: Backend, *, host: str, port: int) -> AsyncIterator[str]:
     """Listen on ``host:port`` and answer from ``fake`` until the block is left.
 
     Args:
@@ -69,7 +65,7 @@ async def serve_fake(fake: FakeVendorAPI, *, host: str, port: int) -> AsyncItera
         raise failure
 
 
-async def _serve_connection(fake: FakeVendorAPI, stream: SocketStream) -> None:
+async def _serve_connection(fake: Backend, stream: SocketStream) -> None:
     fake.open_connections += 1
     connection = h11.Connection(h11.SERVER)
     try:
@@ -84,7 +80,7 @@ async def _serve_connection(fake: FakeVendorAPI, stream: SocketStream) -> None:
         fake.open_connections -= 1
 
 
-async def _exchange(fake: FakeVendorAPI, connection: h11.Connection, stream: SocketStream) -> bool:
+async def _exchange(fake: Backend, connection: h11.Connection, stream: SocketStream) -> bool:
     """Read one request and answer it; return whether the connection stays open."""
     try:
         received = await _read_request(connection, stream)
@@ -202,7 +198,7 @@ def _end(connection: h11.Connection) -> bytes:
 
 
 async def _answer_bad_http(
-    fake: FakeVendorAPI,
+    fake: Backend,
     connection: h11.Connection,
     stream: SocketStream,
     exc: h11.RemoteProtocolError,

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
-from ._reply import BODY_FAULTS
+from ._reply import BODY_FAULTS, Backend
 
 if TYPE_CHECKING:
-    from ._fake import FakeVendorAPI
     from ._faults import Fault
     from ._reply import Reply
 
@@ -83,7 +82,7 @@ class FakeTransport(httpx.AsyncBaseTransport):
         fake: The fake that answers.
     """
 
-    def __init__(self, fake: FakeVendorAPI) -> None:
+    def __init__(self, fake: Backend) -> None:
         self._fake = fake
 
     def __repr__(self) -> str:

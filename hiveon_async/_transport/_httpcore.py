@@ -10,7 +10,9 @@ the most recently used one that is still healthy: O(1) per request.
 
 The HTTP work itself (connecting, TLS, h11, timeouts) is still httpcore's
 ``AsyncHTTPConnection``, on asyncio and trio alike, and its failures are raised
-as httpx's exceptions, exactly as ``httpx.AsyncHTTPTransport`` raises them.
+as httpx's exceptions, exactly as ``httpx.AsyncHTTPTransport`` raises them: the
+mapping is :data:`_EQUIVALENTS`, below. The pool is itself an httpx transport;
+:class:`~._httpx.HttpxTransport` sends through it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import anyio
 import httpcore
 import httpx
 
-from ._response import close_iterator
+from ._body import close_iterator
 
 __all__ = ["LeanPool"]
 

@@ -3,7 +3,7 @@
 Three things can hold an attempt back, all client-wide:
 
 - the configured :class:`~hiveon_async.RateLimit`, a token bucket;
-- adaptive pacing after a 429 (:mod:`hiveon_async._pacing`), never above the
+- adaptive pacing after a 429 (:mod:`._pacing`), never above the
   configured rate;
 - a pause asked for by the server's ``Retry-After``, which holds every task's
   sending, not only the one that got the answer.
@@ -16,15 +16,11 @@ contention, with no polling, on asyncio and trio alike.
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from collections.abc import Awaitable, Callable
-
-import anyio
-
-from ._config import RateLimit
+from .._clock import Clock
+from .._config import RateLimit
 from ._pacing import AdaptivePacer
-from ._retry import is_testing
+
+__all__ = ["SendGate"]
 
 
 class SendGate:
@@ -33,28 +29,21 @@ class SendGate:
     Args:
         rate_limit: The configured ceiling, or None for none.
         adaptive: Whether to pace after throttling.
-        clock: A monotonic clock in seconds (tests inject a fake one).
-        sleep: An async sleep (tests inject one that advances the fake clock).
+        clock: The client's clock: the time, and how to wait.
     """
 
     def __init__(
-        self,
-        rate_limit: RateLimit | None,
-        *,
-        adaptive: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        self, rate_limit: RateLimit | None, *, adaptive: bool = True, clock: Clock
     ) -> None:
         self._limit = rate_limit
         self.pacer = AdaptivePacer() if adaptive else None
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
         self._tat = -float("inf")  # the theoretical arrival time of the next request
         self._paused_until = -float("inf")
 
     def _interval_and_burst(self) -> tuple[float, int] | None:
         """Return (seconds between requests, burst) in force now, or None for no limit."""
-        paced = self.pacer.rate if self.pacer is not None and not is_testing() else None
+        paced = self.pacer.rate if self.pacer is not None and not self.clock.testing else None
         limit = self._limit
         if limit is None:
             return None if paced is None else (1.0 / paced, 1)
@@ -69,10 +58,10 @@ class SendGate:
             Whatever cancels the waiting task; its reserved slot is given back
             when nobody reserved after it.
         """
-        now = self._clock()
-        if now < self._paused_until and not is_testing():
-            await self._sleep(self._paused_until - now)
-            now = self._clock()
+        clock = self.clock
+        now = clock.now()
+        if now < self._paused_until:
+            now = await self._hold(now)
         shape = self._interval_and_burst()
         if shape is not None:
             interval, burst = shape
@@ -81,73 +70,38 @@ class SendGate:
             reserved = self._tat
             if slot > now:
                 try:
-                    await self._sleep(slot - now)
+                    await clock.space(slot - now)
                 except BaseException:
                     if self._tat == reserved:  # nobody queued behind us: hand the slot back
                         self._tat -= interval
                     raise
-                now = self._clock()
-            # A pause that started while we waited holds us too.
-            while now < self._paused_until and not is_testing():
-                await self._sleep(self._paused_until - now)
-                now = self._clock()
+                now = clock.now()
+            if now < self._paused_until:  # a pause that started while we waited holds us too
+                now = await self._hold(now)
         if self.pacer is not None:
             self.pacer.on_send(now)
         return now
 
+    async def _hold(self, now: float) -> float:
+        """Wait out the client-wide pause, if one is on; return the time after it."""
+        while now < self._paused_until:
+            until = self._paused_until
+            await self.clock.hold(until - now)
+            now = self.clock.now()
+            if self._paused_until == until:  # waited out (or skipped in test mode), not extended
+                break
+        return now
+
     def pause(self, seconds: float) -> None:
         """Hold all sending for ``seconds`` from now (the server's ``Retry-After``)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        self._paused_until = max(self._paused_until, self.clock.now() + seconds)
 
     def on_response(self, *, throttled: bool, sent_at: float) -> None:
         """Feed one answer to the pacer: a 429, or anything else."""
         if self.pacer is None:
             return
-        now = self._clock()
+        now = self.clock.now()
         if throttled:
             self.pacer.on_throttle(now, sent_at)
         else:
             self.pacer.on_success(now)
-
-
-class Slots:
-    """A client-wide bound on requests in flight, so a pool never waits for a connection.
-
-    Like ``anyio.CapacityLimiter``, but taking a free slot is a plain call that
-    does not yield to the event loop: on the hot path (a slot is almost always
-    free) it costs a counter. Waiters queue first come, first served.
-
-    Args:
-        total: The most requests in flight at once.
-    """
-
-    def __init__(self, total: int) -> None:
-        self._free = total
-        self._waiters: deque[anyio.Event] = deque()
-
-    def try_take(self) -> bool:
-        """Take a free slot if there is one and nobody is waiting for it; no I/O."""
-        if self._free and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def take(self) -> None:
-        """Wait in line for a slot (after :meth:`try_take` said no)."""
-        handed = anyio.Event()
-        self._waiters.append(handed)
-        try:
-            await handed.wait()
-        except BaseException:
-            if handed.is_set():
-                self.release()  # handed a slot just as we were cancelled: pass it on
-            else:
-                self._waiters.remove(handed)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back: to the next in line, or to the free count."""
-        if self._waiters:
-            self._waiters.popleft().set()  # hand the slot straight to the next in line
-        else:
-            self._free += 1

@@ -1,4 +1,4 @@
-"""aiohttp's connection pool for the wire (the ``speedups`` extra; asyncio only).
+"""aiohttp's connection pool (the ``speedups`` extra; asyncio only).
 
 httpcore's pool walks every connection for every request, so its cost per
 request grows with concurrency; aiohttp's does not, and its HTTP parser is
@@ -16,11 +16,10 @@ import ssl
 import aiohttp
 import httpx
 
-from ._call import Answer, Call
-from ._config import MAX_RESPONSE_BYTES
-from ._response import UnreadableBodyError, check_declared_length, read_capped
+from ._base import Answer, StopRequest
+from ._body import UnreadableBodyError, check_declared_length, read_capped
 
-__all__ = ["AiohttpWire", "as_httpx_error"]
+__all__ = ["AiohttpTransport", "as_httpx_error"]
 
 # Most specific first: the first matching aiohttp class decides.
 _EQUIVALENTS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
@@ -58,7 +57,7 @@ def _client_timeout(timeout: httpx.Timeout, attempt_limit: float | None) -> aioh
     )
 
 
-class AiohttpWire:
+class AiohttpTransport:
     """Sends attempts through one aiohttp session, created inside the running loop.
 
     Args:
@@ -94,20 +93,23 @@ class AiohttpWire:
         )
         return self._session
 
-    async def roundtrip(self, call: Call) -> Answer:
+    @property
+    def pool(self) -> str:
+        """Always ``aiohttp``."""
+        return "aiohttp"
+
+    async def send(self, request: StopRequest) -> Answer:
         """Send one attempt; return its status and capped body.
 
         Raises:
             httpx.TransportError: No (complete) response, as httpcore would say it.
-            BodyTooLargeError: The body passed the cap (``.response`` is set).
-            UndecodableBodyError: The body's encoding is unknown or corrupt.
         """
         session = self._session or self._open()
         try:
             async with session.post(
-                call.url,
-                data=call.body,
-                headers=call.headers,
+                request.url,
+                data=request.body,
+                headers=request.headers,
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as response:
@@ -120,7 +122,7 @@ class AiohttpWire:
                         status,
                         headers=headers,
                         content=body,
-                        request=call.request,
+                        request=request.httpx_request,
                         extensions={"reason_phrase": reason.encode(), "http_version": b"HTTP/1.1"},
                     )
 
@@ -129,7 +131,7 @@ class AiohttpWire:
                 try:
                     if encoding is None and length is not None and length.isdigit():
                         # The common case, a small plain body of known length: one read.
-                        check_declared_length(length, MAX_RESPONSE_BYTES)
+                        check_declared_length(length)
                         body = await response.read()
                     else:
                         body = await read_capped(
@@ -138,8 +140,8 @@ class AiohttpWire:
                             content_encoding=encoding,
                         )
                 except UnreadableBodyError as exc:
-                    exc.response = make()
-                    raise
+                    # The response kept on the error has no body: what was read is still encoded.
+                    return Answer(status, exc.head, make=make, problem=exc.problem)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise as_httpx_error(exc, self._attempt_limit) from exc
         return Answer(status, body, make=lambda: make(body))

@@ -2,11 +2,11 @@
 
 httpx's timeouts bound each read; a server that trickles a byte at a time never
 trips them, so every attempt also gets a bound of its own (the sum of the
-timeout's phases, :func:`hiveon_async._wire.attempt_limit`).
+timeout's phases, :func:`attempt_limit`).
 
 On asyncio a cancel scope with a deadline for every attempt arms and disarms
 an event-loop timer each time, which made it the largest part of the client's
-own cost per call (see ``docs/benchmarks.md``). Every attempt of a client has
+own cost per call. Every attempt of a client has
 the same limit, so deadlines come due in the order the attempts started: the
 client keeps its running attempts in that order, with one timer for the
 oldest. When the timer finds an attempt past its deadline it cancels the
@@ -24,8 +24,25 @@ import asyncio
 from types import TracebackType
 
 import anyio
+import httpx
 
-__all__ = ["AttemptTimer"]
+__all__ = ["AttemptTimer", "attempt_limit", "running_loop"]
+
+
+def attempt_limit(timeout: httpx.Timeout) -> float | None:
+    """Wall-clock bound on one attempt: the sum of the phases' timeouts (None if any is off)."""
+    phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
+    if any(phase is None for phase in phases):
+        return None
+    return sum(phase for phase in phases if phase is not None)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio event loop, or None when there is none (under trio)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class AttemptTimer:
@@ -48,8 +65,7 @@ class AttemptTimer:
         The context manager swallows the cancellation it caused; its
         ``expired`` attribute tells, after the block, whether the limit cut it.
         """
-        # The running asyncio loop, or None under trio (asyncio's own cheap probe).
-        loop = asyncio._get_running_loop()
+        loop = running_loop()
         if loop is None:
             return _ScopedAttempt(self.limit)
         if loop is not self._loop:  # first use, or a client reused on a new loop

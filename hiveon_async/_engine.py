@@ -1,0 +1,297 @@
+"""The engine: one call's path, shared by the client and the batch.
+
+    prepare     check the id and metadata, build the request (no I/O)   _request.py
+    send        the call's deadline, then the retry loop:
+      decide    after each failure: retry, and how long to wait          _policy/_retry.py
+      attempt   a connection slot                                        _policy/_slots.py
+                a turn at the gate (rate limit, pacing, pauses)          _policy/_gate.py
+                the transport sends and reads the body                   _transport/
+                the answer becomes a StopResult or a typed error         _response.py
+
+One engine per client owns the connection slots, the rate gate, the retry
+budget, the clock and the transport, so every call and every batch of a
+client shares them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+import anyio
+import httpx
+
+from ._call import Call
+from ._clock import Clock
+from ._config import RateLimit, RetryPolicy
+from ._errors import APIStatusError, APITimeoutError, HiveonError, InvalidRequestError
+from ._models import StopResult
+from ._policy._gate import SendGate
+from ._policy._retry import GiveUp, RetryBudget, decide, describe
+from ._policy._slots import Slots
+from ._redact import safe_request
+from ._request import (
+    CLORE_API_KEY,
+    STOP_PATH,
+    check_metadata,
+    deployment_path_segment,
+    encode_body,
+    request_headers,
+)
+from ._response import connection_error, interpret
+from ._transport import StopRequest, Transport, TransportFactory
+
+__all__ = ["AttemptListener", "Engine"]
+
+logger = logging.getLogger("hiveon_async")
+
+
+class AttemptListener(Protocol):
+    """Told about each attempt of a call (a batch counts requests and may stop sending)."""
+
+    def before_attempt(self, call: Call) -> None:
+        """Called before an attempt waits for a slot and its turn at the gate.
+
+        Raise to stop the call without sending: the exception propagates from
+        :meth:`Engine.send`.
+        """
+
+    def before_send(self, call: Call) -> None:
+        """Called when the attempt's turn has come, just before it is sent; may raise too."""
+
+    def on_answer(self, call: Call, status: int) -> None:
+        """Called with the status of each answer."""
+
+
+class Engine:
+    """Prepares and sends stop calls for one client.
+
+    Args:
+        api_key: The vendor API key (already checked).
+        base_url: The API root (already checked).
+        metadata: The default Clore metadata (already checked).
+        retry: The retry policy.
+        rate_limit: The configured rate limit, or None.
+        max_concurrency: Requests in flight at most.
+        transports: Settles how requests travel.
+        clock: The time, and how to wait.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: httpx.URL,
+        metadata: dict[str, str],
+        retry: RetryPolicy,
+        rate_limit: RateLimit | None,
+        max_concurrency: int,
+        transports: TransportFactory,
+        clock: Clock,
+    ) -> None:
+        self.retry = retry
+        self.max_concurrency = max_concurrency
+        self.clock = clock
+        self._api_key = api_key
+        self._metadata = metadata
+        self._headers = request_headers(api_key)
+        base = str(base_url)
+        self._origin = base[: len(base) - len(base_url.raw_path.decode("ascii").rstrip("/"))]
+        self._path_prefix = base[len(self._origin) :] + STOP_PATH.split("{", 1)[0]
+        self._default_body = _body_or_none(metadata)
+        self._transports = transports
+        self._transport: Transport | None = None
+        self._closed_unopened = False
+        self.slots = Slots(max_concurrency)
+        self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock)
+        self.budget = (
+            None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
+        )
+        self.closed = False
+
+    @property
+    def pool(self) -> str | None:
+        """Which pool sends (see :class:`~._transport.Transport`), or None before the first send."""
+        return None if self._transport is None else self._transport.pool
+
+    def elapsed(self, call: Call) -> float:
+        """Seconds since ``call`` started."""
+        return self.clock.now() - call.started
+
+    def use_clock(self, clock: Clock) -> None:
+        """Read the time and wait through ``clock`` from now on (tests hand in a fake one)."""
+        self.clock = self.gate.clock = clock
+
+    async def aclose(self) -> None:
+        """Refuse new calls and close the transport. Idempotent."""
+        self.closed = True
+        if self._transport is not None:
+            await self._transport.aclose()
+        elif not self._closed_unopened:
+            self._closed_unopened = True
+            await self._transports.aclose_unopened()
+
+    # -- prepare ---------------------------------------------------------------
+
+    def prepare(self, deployment_id: str, metadata: Mapping[str, str] | None) -> Call:
+        """Validate one call and build its request; no I/O.
+
+        Raises:
+            RuntimeError: The client is closed.
+            InvalidRequestError: A bad id or metadata.
+        """
+        if self.closed:
+            raise RuntimeError("this AsyncVendorClient is closed")
+        segment = deployment_path_segment(deployment_id)
+        if metadata is None and self._default_body is not None:
+            body = self._default_body
+            clore_key = self._metadata[CLORE_API_KEY]
+        else:
+            merged = {**self._metadata, **check_metadata(metadata)}
+            body = encode_body(merged)
+            clore_key = merged[CLORE_API_KEY]
+        path = f"{self._path_prefix}{segment}/stop"
+        now = self.clock.now()
+        deadline = self.retry.deadline
+        return Call(
+            deployment_id,
+            request=StopRequest(
+                url=self._origin + path,
+                path=path,
+                headers=self._headers,
+                body=body,
+                build=self._transports.build_request,
+            ),
+            secrets=(self._api_key, clore_key),
+            started=now,
+            deadline=None if deadline is None else now + deadline,
+        )
+
+    # -- send ------------------------------------------------------------------
+
+    async def send(self, call: Call, listener: AttemptListener | None = None) -> StopResult:
+        """Run a prepared call to its end: attempts, retries, the call's deadline.
+
+        Raises:
+            HiveonError: The typed error of the last attempt, or
+                :class:`~hiveon_async.APITimeoutError` when the deadline passed.
+            BaseException: Whatever ``listener.before_attempt`` raised.
+        """
+        if call.deadline is None:
+            result = await self._attempts(call, listener)
+        else:
+            try:
+                with anyio.fail_after(call.deadline - self.clock.now()):
+                    result = await self._attempts(call, listener)
+            except TimeoutError:
+                raise APITimeoutError(
+                    f"deployment {call.deployment_id!r}: the call's deadline of "
+                    f"{self.retry.deadline}s passed",
+                    request=safe_request(call.request.httpx_request),
+                    deployment_id=call.deployment_id,
+                    attempts=call.attempts,
+                    maybe_applied=call.maybe_applied,
+                ) from None
+        if self.budget is not None:
+            self.budget.on_success(call.attempts - 1)
+        return result
+
+    async def _attempts(self, call: Call, listener: AttemptListener | None) -> StopResult:
+        """The retry loop: attempt; after each failure, do what ``decide`` says."""
+        while True:
+            try:
+                return await self._attempt(call, listener)
+            except HiveonError as error:
+                verdict = decide(
+                    error,
+                    attempts=call.attempts,
+                    policy=self.retry,
+                    budget=self.budget,
+                    remaining=None if call.deadline is None else call.deadline - self.clock.now(),
+                )
+                if isinstance(verdict, GiveUp):
+                    if verdict.reason is not None:
+                        logger.warning(
+                            "not retrying deployment %r after %s: %s",
+                            call.deployment_id,
+                            describe(error),
+                            verdict.reason,
+                        )
+                    raise
+                logger.info(
+                    "retrying deployment %r in %.2fs after %s (attempt %d of %d)",
+                    call.deployment_id,
+                    verdict.delay,
+                    describe(error),
+                    call.attempts,
+                    self.retry.max_attempts,
+                )
+            await self.clock.backoff(verdict.delay)
+
+    async def _attempt(self, call: Call, listener: AttemptListener | None) -> StopResult:
+        """One attempt: a connection slot, a turn at the gate, the exchange."""
+        if listener is not None:
+            listener.before_attempt(call)
+        # The slot before the turn: a turn taken while waiting for a slot would be spent
+        # late, with every other such turn, the moment slots free up (a burst past the limit).
+        slots = self.slots
+        if not slots.try_take():
+            await slots.take()
+        try:
+            sent_at = await self.gate.wait_turn()
+            if listener is not None:
+                listener.before_send(call)
+            call.attempts += 1
+            started = self.clock.now()
+            call.status = None
+            try:
+                return await self._exchange(call, sent_at, listener)
+            except anyio.get_cancelled_exc_class():
+                call.maybe_applied = True  # cut off mid-exchange: the server may have acted
+                raise
+            finally:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "POST %s -> %s (attempt %d, %.3fs)",
+                        call.request.path,
+                        call.status or "no response",
+                        call.attempts,
+                        self.clock.now() - started,
+                    )
+        finally:
+            slots.release()
+
+    async def _exchange(
+        self, call: Call, sent_at: float, listener: AttemptListener | None
+    ) -> StopResult:
+        """Send through the transport, tell the gate how it went, interpret the answer."""
+        transport = self._transport or self._open_transport()
+        try:
+            answer = await transport.send(call.request)
+        except httpx.TransportError as exc:
+            raise connection_error(exc, call) from exc
+        status = call.status = answer.status
+        if listener is not None:
+            listener.on_answer(call, status)
+        self.gate.on_response(throttled=status == 429, sent_at=sent_at)
+        try:
+            return interpret(answer, call, wall=self.clock.wall)
+        except APIStatusError as error:
+            if error.retry_after is not None and error.retry_after <= self.retry.max_retry_after:
+                self.gate.pause(error.retry_after)
+            raise
+
+    def _open_transport(self) -> Transport:
+        if self.closed:
+            raise RuntimeError("this AsyncVendorClient is closed")
+        self._transport = self._transports.open()
+        return self._transport
+
+
+def _body_or_none(metadata: dict[str, str]) -> bytes | None:
+    """Encode the default body once, when the default metadata is complete."""
+    try:
+        return encode_body(metadata)
+    except InvalidRequestError:
+        return None  # the call must bring CLORE_API_KEY; checked then

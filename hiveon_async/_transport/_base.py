@@ -1,0 +1,120 @@
+"""The transport interface: send one prepared stop request, return its answer.
+
+A transport sends a :class:`StopRequest` and returns an :class:`Answer`: the
+status, the headers and the body, read within the size cap. When there is no
+(complete) response it raises the ``httpx.TransportError`` subclass that names
+what happened (``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError``...),
+whatever library did the sending, so that what follows does not depend on the
+transport. It knows nothing of retries, rate limits or batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import httpx
+
+__all__ = ["Answer", "RequestBuilder", "StopRequest", "Transport"]
+
+#: Builds the ``httpx.Request`` for a POST of a body to a URL with headers; no I/O.
+RequestBuilder = Callable[[str, Mapping[str, str], bytes], httpx.Request]
+
+
+class StopRequest:
+    """One prepared POST, in the form every transport can send.
+
+    The ``httpx.Request`` is built only when something needs it (an httpx
+    transport, or an error that keeps it): aiohttp sends from the URL, headers
+    and body directly.
+    """
+
+    __slots__ = ("_build", "_request", "body", "headers", "path", "url")
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        build: RequestBuilder,
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self._build = build
+        self._request: httpx.Request | None = None
+
+    @property
+    def httpx_request(self) -> httpx.Request:
+        """The ``httpx.Request``, built once on first use."""
+        if self._request is None:
+            self._request = self._build(self.url, self.headers, self.body)
+        return self._request
+
+
+class Answer:
+    """One attempt's response: status and body at once, the ``httpx.Response`` when needed.
+
+    Success needs only the status and the body; errors keep a full
+    ``httpx.Response``, which the aiohttp transport builds only then.
+
+    Attributes:
+        status: The HTTP status.
+        body: The decoded body, or what was read of it when ``problem`` is set.
+        problem: Why the body is unusable (over the cap, undecodable), or None.
+    """
+
+    __slots__ = ("_make", "_response", "body", "problem", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        response: httpx.Response | None = None,
+        make: Callable[[], httpx.Response] | None = None,
+        problem: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.problem = problem
+        self._response = response
+        self._make = make
+
+    @property
+    def response(self) -> httpx.Response:
+        """The response as an ``httpx.Response`` (body already read)."""
+        if self._response is None:
+            assert self._make is not None
+            self._response = self._make()
+        return self._response
+
+
+class Transport(Protocol):
+    """Sends stop requests for one client.
+
+    Implementations: :mod:`._httpx` (your own ``httpx.AsyncClient``, an httpx
+    transport, or a proxy's), :mod:`._httpcore` (the lean pool) and
+    :mod:`._aiohttp` (the ``speedups`` extra). :func:`~._factory.open_transport`
+    picks one.
+    """
+
+    @property
+    def pool(self) -> str:
+        """Which pool sends: ``aiohttp``, ``httpcore``, ``transport`` or ``http_client``."""
+        ...
+
+    async def send(self, request: StopRequest) -> Answer:
+        """Send ``request`` once and read its body within the cap.
+
+        Raises:
+            httpx.TransportError: No (complete) response; the subclass names the event.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the transport opened (never a user's own client)."""
+        ...

@@ -1,0 +1,179 @@
+"""Reading a response body within the rules: never more than the cap, also after decoding.
+
+A hostile or broken server cannot make a transport hold an unbounded body: the
+read stops after :data:`~hiveon_async._config.MAX_RESPONSE_BYTES`, also after
+gzip or deflate decoding, so a small gzip bomb cannot expand in memory. A body
+that breaks the rules becomes an :class:`~._base.Answer` with a ``problem``;
+what that means for the call is decided elsewhere.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import httpx
+
+from .._config import MAX_RESPONSE_BYTES
+from ._base import Answer
+
+__all__ = [
+    "BodyTooLargeError",
+    "UndecodableBodyError",
+    "UnreadableBodyError",
+    "check_declared_length",
+    "close_iterator",
+    "read_body",
+    "read_capped",
+    "read_httpx_answer",
+]
+
+TOO_LARGE = f"the body is over the {MAX_RESPONSE_BYTES // 1024} KiB cap"
+
+
+class UnreadableBodyError(Exception):
+    """The body could not be read within the rules."""
+
+    head = b""
+
+    @property
+    def problem(self) -> str:
+        """Why the body is unusable, for the error the call ends with."""
+        return f"the body cannot be decoded ({self})"
+
+
+class BodyTooLargeError(UnreadableBodyError):
+    """The body passed the cap; carries what was read so far."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("response body over the size cap")
+        self.head = head
+
+    @property
+    def problem(self) -> str:
+        """Why the body is unusable."""
+        return TOO_LARGE
+
+
+class UndecodableBodyError(UnreadableBodyError):
+    """The body uses a content encoding we do not decode, or is corrupt."""
+
+
+class _Decoder(Protocol):
+    """The part of a ``zlib.decompressobj`` the reader uses."""
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+    @property
+    def eof(self) -> bool: ...
+    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+
+
+def _decompressor(encoding: str) -> _Decoder | None:
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise UndecodableBodyError(f"unsupported content-encoding {encoding!r}")
+
+
+async def close_iterator(iterator: AsyncIterator[bytes]) -> None:
+    """Close an async generator left part-way (a no-op for other iterators)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def check_declared_length(content_length: str | None, limit: int = MAX_RESPONSE_BYTES) -> None:
+    """Refuse a body whose Content-Length is over ``limit`` before reading any of it."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise BodyTooLargeError(b"")
+
+
+async def read_capped(
+    chunks: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    content_encoding: str | None,
+    limit: int = MAX_RESPONSE_BYTES,
+) -> bytes:
+    """Read raw body chunks, decoding them, never holding more than ``limit`` bytes.
+
+    Args:
+        chunks: The body as it arrives (still content-encoded).
+        content_length: The Content-Length header, if any.
+        content_encoding: The Content-Encoding header, if any.
+        limit: The most bytes to accept.
+
+    Returns:
+        The decoded body.
+
+    Raises:
+        BodyTooLargeError: The body is larger than ``limit`` (by its
+            Content-Length or as it streamed).
+        UndecodableBodyError: Unknown content encoding or corrupt compression.
+    """
+    check_declared_length(content_length, limit)
+    decoder = _decompressor(content_encoding) if content_encoding else None
+    parts: list[bytes] = []
+    size = 0
+    async for raw in chunks:
+        if decoder is None:
+            chunk = raw
+        else:
+            try:
+                chunk = decoder.decompress(raw, limit + 1 - size)
+            except zlib.error as exc:
+                raise UndecodableBodyError("corrupt compressed body") from exc
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit or (decoder is not None and decoder.unconsumed_tail):
+            raise BodyTooLargeError(b"".join(parts)[:limit])
+    if decoder is not None and not decoder.eof:
+        raise UndecodableBodyError("truncated compressed body")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """Read a streamed ``httpx.Response``'s body, never holding more than ``limit`` bytes.
+
+    Raises:
+        BodyTooLargeError: The body is larger than ``limit``.
+        UndecodableBodyError: Unknown content encoding or corrupt compression.
+    """
+    headers = response.headers
+    if response.is_stream_consumed:  # a transport that hands over read responses (mocks)
+        check_declared_length(headers.get("content-length"), limit)
+        if len(response.content) > limit:
+            raise BodyTooLargeError(response.content[:limit])
+        return response.content
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)  # a response of an async transport
+    raws = stream.__aiter__()
+    try:
+        return await read_capped(
+            raws,
+            content_length=headers.get("content-length"),
+            content_encoding=headers.get("content-encoding"),
+            limit=limit,
+        )
+    except BaseException:
+        # Leaving early (the cap, an error, a cancellation) must close the body's
+        # generators now, not at GC. Read to the end, they have finished by themselves.
+        await close_iterator(raws)
+        raise
+
+
+async def read_httpx_answer(response: httpx.Response) -> Answer:
+    """Read a streamed ``httpx.Response`` into an :class:`Answer`, then close it."""
+    try:
+        body = await read_body(response)
+    except UnreadableBodyError as exc:
+        return Answer(response.status_code, exc.head, response=response, problem=exc.problem)
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, body, response=response)
