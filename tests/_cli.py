@@ -20,7 +20,7 @@ from hiveon_async import (
     StopOutcome,
     StopResult,
 )
-from hiveon_async._cli_output import Tally, outcome_record
+from hiveon_async.cli._output import Tally, outcome_record
 from hiveon_async.testing import FakeVendorAPI, set_testing
 
 
@@ -66,12 +66,8 @@ def vendor(*, instant_retries: bool = True, **options: Any) -> Iterator[Vendor]:
     clore_api_key = distinctive_secret("ck")
     options.setdefault("api_keys", [api_key])
     fake = FakeVendorAPI(**options)
-    set_testing(instant_retries)
-    try:
-        with fake.serve_in_thread() as url:
-            yield Vendor(fake, url, api_key, clore_api_key)
-    finally:
-        set_testing(False)
+    with set_testing(instant_retries), fake.serve_in_thread() as url:
+        yield Vendor(fake, url, api_key, clore_api_key)
 
 
 def records(text: str) -> list[dict[str, Any]]:

@@ -7,14 +7,14 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from hiveon_async._cli_demo import (
+from hiveon_async.cli import main
+from hiveon_async.cli._demo import (
     DEMO_MIN_ATTEMPTS,
     DemoSettings,
     demo_ids,
     demo_retry_policy,
     server_answers,
 )
-from hiveon_async.cli import main
 
 from ._cli import records
 
@@ -24,13 +24,15 @@ SUMMARY_ROW = re.compile(r"  (\S.*?)  +(\S.*)")
 
 
 def settings(**changes: float) -> DemoSettings:
-    options = {
+    options: dict[str, object] = {
         "count": 2000,
         "fail_rate": 0.2,
         "latency_ms": 20.0,
         "rate_limit": 500.0,
         "concurrency": 32,
         "seed": 0,
+        "output_kind": "none",
+        "quiet": True,
     }
     options.update(changes)
     return DemoSettings(**options)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""``hiveon-async fake-server`` (hiveon_async/cli.py), run as a real process."""
+"""``hiveon-async fake-server``, run as a real process and through CliRunner."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from hiveon_async.cli import main
 
@@ -94,10 +96,10 @@ def fake_server(*args: str) -> Iterator[RunningServer]:
             process.communicate()
 
 
-def vendor_example(server: RunningServer, key: str) -> httpx.Response:
+def vendor_example(url: str, key: str) -> httpx.Response:
     """Send the vendor's documented example request with httpx."""
     return httpx.post(
-        server.url + STOP_PATH,
+        url + STOP_PATH,
         content=VENDOR_EXAMPLE_BODY,
         headers={"Content-Type": "application/json", "X-API-Key": key},
         timeout=5,
@@ -109,8 +111,8 @@ def test_serves_until_interrupted_and_prints_a_generated_key() -> None:
     with fake_server() as server:
         assert server.api_key is not None
         assert server.api_key.startswith("fake-")
-        response = vendor_example(server, server.api_key)
-        wrong = vendor_example(server, "not-the-key")
+        response = vendor_example(server.url, server.api_key)
+        wrong = vendor_example(server.url, "not-the-key")
     assert response.json() == {"deployment_id": VENDOR_EXAMPLE_ID}
     assert wrong.status_code == 401
     assert server.process.returncode == 0
@@ -120,7 +122,7 @@ def test_serves_until_interrupted_and_prints_a_generated_key() -> None:
 def test_a_given_key_is_not_printed() -> None:
     """With ``--api-key`` the key is used and never printed."""
     with fake_server("--api-key", "my-fake-key") as server:
-        response = vendor_example(server, "my-fake-key")
+        response = vendor_example(server.url, "my-fake-key")
     assert response.status_code == 200
     assert server.api_key is None
     assert "my-fake-key" not in server.banner + server.output
@@ -159,7 +161,7 @@ def test_options_shape_the_fake() -> None:
 def test_rate_limit_option() -> None:
     """``--rate-limit 0.2`` lets one request in five seconds through per key, then 429."""
     with fake_server("--api-key", "k", "--rate-limit", "0.2") as server:
-        first, second = vendor_example(server, "k"), vendor_example(server, "k")
+        first, second = vendor_example(server.url, "k"), vendor_example(server.url, "k")
     assert (first.status_code, second.status_code) == (200, 429)
     assert 1 <= int(second.headers["retry-after"]) <= 5
 
@@ -197,6 +199,60 @@ def test_vendor_curl_example() -> None:
     assert completed.returncode == 0, completed.stderr
     assert status == "200"
     assert json.loads(body) == {"deployment_id": VENDOR_EXAMPLE_ID}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def serve_in_process(signum: int, *args: str) -> tuple[Result, list[httpx.Response]]:
+    """Run ``fake-server`` through CliRunner; once it answers, send it ``signum``."""
+    port = free_port()
+    answers: list[httpx.Response] = []
+
+    def ask_then_signal() -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                answers.append(vendor_example(f"http://127.0.0.1:{port}", "key-1"))
+                break
+            except httpx.TransportError:
+                time.sleep(0.02)
+        # It answers, so its signal handlers are in place: this stops it, not pytest.
+        os.kill(os.getpid(), signum)
+
+    asker = threading.Thread(target=ask_then_signal)
+    asker.start()
+    try:
+        result = CliRunner().invoke(main, ["fake-server", "--port", str(port), *args])
+    finally:
+        asker.join()
+    return result, answers
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_in_process_it_stops_on_a_signal(signum: int) -> None:
+    """Ctrl-C or SIGTERM ends the command with 0 and the count of requests answered."""
+    result, answers = serve_in_process(signum, "--api-key", "key-1", "--rate-limit", "2.5")
+    assert result.exit_code == 0, result.output
+    assert [answer.status_code for answer in answers] == [200]
+    assert "listening on http://127.0.0.1:" in result.output
+    assert "API key" not in result.output
+    assert result.output.endswith("Stopped after 1 request.\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_in_process_a_generated_key_is_printed_and_faults_apply() -> None:
+    """Without --api-key the printed key is the one accepted; --fail-rate 1 fails every request."""
+    result, answers = serve_in_process(signal.SIGINT, "--fail-rate", "1", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"API key: fake-\S+", result.output)
+    assert [answer.status_code for answer in answers] in ([500], [503], [429])
+    assert re.search(r"Stopped after \d+ requests?\.", result.output)
 
 
 def test_help_describes_every_option() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from hiveon_async._cli_ids import IdFeed, count_ids, parse_id
+from hiveon_async.cli._ids import IdFeed, count_ids, parse_id
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ async def _stop_soon(feed: IdFeed) -> None:
 class Unreadable:
     """A source whose reads fail, as a disk or a network file system can."""
 
-    def read1(self, size: int) -> bytes:
+    def read(self, size: int) -> bytes:
         raise OSError(5, "Input/output error")
 
     def close(self) -> None:
@@ -110,7 +110,7 @@ class Unreadable:
 @pytest.mark.anyio
 async def test_a_read_error_surfaces(monkeypatch: pytest.MonkeyPatch) -> None:
     """An error reading the input is raised to the batch, not swallowed."""
-    monkeypatch.setattr("hiveon_async._cli_ids._open", lambda path: Unreadable())
+    monkeypatch.setattr("hiveon_async.cli._ids._open", lambda path: Unreadable())
     with pytest.raises(OSError, match="Input/output error"):
         await collect(IdFeed(path="ids.txt"))
 

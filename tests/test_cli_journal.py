@@ -11,8 +11,8 @@ import anyio
 import pytest
 from click.testing import CliRunner, Result
 
-from hiveon_async._cli_journal import Journal, JournalError
 from hiveon_async.cli import main
+from hiveon_async.cli._journal import Journal, JournalError
 from hiveon_async.testing import Fault
 
 from ._cli import journal_stopped, records, vendor, write_ids
@@ -107,7 +107,7 @@ def test_lines_are_synced_while_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``keep_synced`` fsyncs written lines within a second, and only when there are some."""
-    monkeypatch.setattr("hiveon_async._cli_journal.SYNC_SECONDS", 0.01)
+    monkeypatch.setattr("hiveon_async.cli._journal.SYNC_SECONDS", 0.01)
     journal = Journal.open(str(tmp_path / "run.journal"))
     ours = journal._fd
     synced: list[int] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from hiveon_async._cli_output import (
+from hiveon_async.cli._output import (
     JsonLinesOutput,
     NoOutput,
     TableOutput,

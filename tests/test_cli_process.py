@@ -187,6 +187,35 @@ def test_a_progress_bar_when_stderr_is_a_terminal(tmp_path: Path) -> None:
     assert b"\x1b" not in stdout
 
 
+def test_ctrl_c_while_ids_are_typed_at_a_terminal() -> None:
+    """``--file -`` on a terminal: Ctrl-C while the run waits for more ids ends it with 130."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    with vendor(instant_retries=False) as running:
+        process = subprocess.Popen(
+            [*command(), "stop", "--file", "-"],
+            env=running.process_env(),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        os.close(terminal)
+        try:
+            assert process.stdout is not None
+            os.write(controller, b"dep-1\ndep-2\n")
+            typed = [json.loads(process.stdout.readline()) for _ in range(2)]
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=20)
+        finally:
+            os.close(controller)
+    assert {line["deployment_id"] for line in typed} == {"dep-1", "dep-2"}
+    assert stdout == b""
+    assert process.returncode == 130, stderr
+    assert b"Interrupted (Ctrl-C) after 2 outcomes" in stderr
+    assert b"Fatal Python error" not in stderr
+
+
 def test_no_secret_in_any_output(tmp_path: Path) -> None:
     """Neither credential, nor a metadata value, appears on stdout, stderr or in the journal."""
     journal = tmp_path / "run.journal"

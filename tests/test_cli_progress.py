@@ -7,8 +7,8 @@ import io
 import pytest
 
 from hiveon_async import BatchProgress
-from hiveon_async._cli_output import JsonLinesOutput, NoOutput, outcome_record
-from hiveon_async._cli_progress import ProgressBar, progress_bar_for
+from hiveon_async.cli._output import JsonLinesOutput, NoOutput, outcome_record
+from hiveon_async.cli._progress import ProgressBar, progress_bar_for
 
 from ._cli import FAILED
 

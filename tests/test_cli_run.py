@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
-from hiveon_async import BatchProgress
-from hiveon_async._cli_ids import IdFeed
-from hiveon_async._cli_journal import Journal
-from hiveon_async._cli_output import NoOutput, Tally
-from hiveon_async._cli_progress import ProgressBar
-from hiveon_async._cli_run import Ending, exit_status, run_batch
+from hiveon_async import AsyncVendorClient, BatchProgress
+from hiveon_async.cli._exit import CliExit
+from hiveon_async.cli._ids import IdFeed
+from hiveon_async.cli._journal import Journal
+from hiveon_async.cli._output import NoOutput, Tally
+from hiveon_async.cli._progress import ProgressBar
+from hiveon_async.cli._run import BatchRun, Ending, exit_status
 from hiveon_async.testing import FakeVendorAPI, FaultPlan
 
 IDS = [f"dep-{number}" for number in range(50)]
@@ -45,7 +47,8 @@ async def test_a_closed_stdout_stops_the_batch() -> None:
     output = ClosesAfter(3)
     tally = Tally()
     async with fake.client() as client, IdFeed(IDS) as feed:
-        ending, problem = await run_batch(client, feed, tally=tally, output=output, concurrency=4)
+        batch = BatchRun(client=client, feed=feed, tally=tally, output=output, concurrency=4)
+        ending, problem = await batch.run()
     assert (ending, problem) == (Ending.STDOUT_CLOSED, None)
     assert exit_status(ending, tally) == 141
     assert len(output.written) == 3
@@ -58,17 +61,19 @@ async def test_a_read_error_ends_the_run(monkeypatch: pytest.MonkeyPatch) -> Non
     """An error reading the ids ends the run with its message (exit 1)."""
 
     class Unreadable:
-        def read1(self, size: int) -> bytes:
+        def read(self, size: int) -> bytes:
             raise OSError(5, "Input/output error")
 
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr("hiveon_async._cli_ids._open", lambda path: Unreadable())
+    monkeypatch.setattr("hiveon_async.cli._ids._open", lambda path: Unreadable())
     fake = FakeVendorAPI()
     tally = Tally()
     async with fake.client() as client, IdFeed(path="ids.txt") as feed:
-        ending, problem = await run_batch(client, feed, tally=tally, output=NoOutput())
+        ending, problem = await BatchRun(
+            client=client, feed=feed, tally=tally, output=NoOutput()
+        ).run()
     assert ending is Ending.IO_ERROR
     assert problem is not None
     assert "Input/output error" in problem
@@ -100,9 +105,14 @@ async def test_a_signal_stops_the_run(signum: int, expected: Ending, tmp_path: P
 
     async with fake.client() as client, IdFeed(IDS) as feed, anyio.create_task_group() as tasks:
         tasks.start_soon(interrupt)
-        ending, _ = await run_batch(
-            client, feed, tally=tally, output=Watched(), journal=journal, concurrency=4
-        )
+        ending, _ = await BatchRun(
+            client=client,
+            feed=feed,
+            tally=tally,
+            output=Watched(),
+            journal=journal,
+            concurrency=4,
+        ).run()
     journal.close()
     assert ending is expected
     assert exit_status(ending, tally) == 128 + signum
@@ -110,6 +120,49 @@ async def test_a_signal_stops_the_run(signum: int, expected: Ending, tmp_path: P
     assert tally.cut_off <= 4
     assert len(Journal.open(str(tmp_path / "run.journal")).stopped) == tally.done
     assert fake.request_count <= tally.done + 4
+
+
+@pytest.mark.anyio
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_second_ctrl_c_gives_up_the_orderly_end() -> None:
+    """Ctrl-C again while the requests in flight wind down: exit 130 now, with no summary."""
+    in_flight = anyio.Event()
+    winding_down = anyio.Event()
+    released = anyio.Event()
+
+    async def slow_to_cancel(request: httpx.Request) -> httpx.Response:
+        in_flight.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            winding_down.set()
+            with anyio.CancelScope(shield=True):  # a connection that takes its time to close
+                await released.wait()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    client = AsyncVendorClient(
+        api_key="k",
+        metadata={"CLORE_API_KEY": "c"},
+        transport=httpx.MockTransport(slow_to_cancel),
+    )
+    tally = Tally()
+    async with client, IdFeed(IDS) as feed:
+        batch = BatchRun(client=client, feed=feed, tally=tally, output=NoOutput())
+
+        async def interrupt_twice() -> None:
+            await in_flight.wait()
+            signal.raise_signal(signal.SIGINT)
+            await winding_down.wait()
+            signal.raise_signal(signal.SIGINT)
+            await anyio.sleep(0.1)  # the run has seen it, and is still winding down
+            released.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(interrupt_twice)
+            with pytest.raises(CliExit) as exited:
+                await batch.run()
+    assert exited.value.status == 130
+    assert tally.done == 0
 
 
 @pytest.mark.anyio
@@ -127,9 +180,9 @@ async def test_the_bar_is_drawn_while_the_run_goes_on() -> None:
         console=Console(file=screen, force_terminal=True, width=160),
     )
     async with fake.client() as client, IdFeed(IDS) as feed:
-        ending, _ = await run_batch(
-            client, feed, tally=tally, output=NoOutput(), bar=bar, progress=progress
-        )
+        ending, _ = await BatchRun(
+            client=client, feed=feed, tally=tally, output=NoOutput(), bar=bar, progress=progress
+        ).run()
     assert ending is Ending.FINISHED
     assert "50/50" in screen.getvalue()
     assert "stopped 50" in screen.getvalue()

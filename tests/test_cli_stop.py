@@ -67,7 +67,7 @@ def test_a_file_is_streamed_in_chunks(
     fake_vendor: Vendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ids split across read chunks (and a last line without newline) all arrive, once each."""
-    monkeypatch.setattr("hiveon_async._cli_ids.CHUNK_BYTES", 7)  # lines straddle every chunk
+    monkeypatch.setattr("hiveon_async.cli._ids.CHUNK_BYTES", 7)  # lines straddle every chunk
     path = tmp_path / "ids.txt"
     ids = write_ids(path, 300)
     path.write_text(path.read_text().rstrip("\n"))
@@ -270,7 +270,7 @@ def test_the_bar_counts_the_file_for_its_total(
     """With a bar, the file's ids are counted in the background: the bar shows done/total."""
     from rich.console import Console
 
-    from hiveon_async._cli_progress import ProgressBar
+    from hiveon_async.cli._progress import ProgressBar
 
     screen = io.StringIO()
 
@@ -278,7 +278,7 @@ def test_the_bar_counts_the_file_for_its_total(
         console = Console(file=screen, force_terminal=True, width=160)
         return ProgressBar(progress, total=options["total"], console=console)
 
-    monkeypatch.setattr("hiveon_async._cli_stop.progress_bar_for", bar_on_a_terminal)
+    monkeypatch.setattr("hiveon_async.cli._stop.progress_bar_for", bar_on_a_terminal)
     path = tmp_path / "ids.txt"
     write_ids(path, 40)
     journal = tmp_path / "run.journal"
@@ -296,7 +296,7 @@ def test_an_unreadable_file_is_a_configuration_error(
     def refuse(path: str) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("hiveon_async._cli_ids._open", refuse)
+    monkeypatch.setattr("hiveon_async.cli._ids._open", refuse)
     path = tmp_path / "ids.txt"
     path.write_text("dep-1\n")
     result = stop(fake_vendor.env(), "--file", str(path))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hiveon_async import StopOutcome
-from hiveon_async._cli_output import TableOutput, Tally, outcome_record
-from hiveon_async._cli_run import Ending, exit_status
-from hiveon_async._cli_summary import conclude, headline, summary_lines
+from hiveon_async.cli._output import TableOutput, Tally, outcome_record
+from hiveon_async.cli._run import Ending, exit_status
+from hiveon_async.cli._summary import conclude, headline, summary_lines
 
 from ._cli import FAILED, SKIPPED, STOPPED, tally_of
 

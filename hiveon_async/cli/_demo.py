@@ -12,24 +12,30 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 import click
 
-from ._batch import BatchProgress
-from ._cli_ids import IdFeed
-from ._cli_output import Tally, output_for
-from ._cli_progress import progress_bar_for
-from ._cli_run import EXIT_INTERRUPTED, Ending, run_batch
-from ._cli_summary import conclude
-from ._client import AsyncVendorClient
-from ._config import RetryPolicy
-from .testing import FakeVendorAPI, FaultPlan
+from hiveon_async import AsyncVendorClient, BatchProgress, RetryPolicy
+
+from ._exit import CliExit
+from ._faults import fault_rates
+from ._ids import IdFeed
+from ._options import concurrency_option, output_option, quiet_option, seed_option
+from ._output import Tally, output_for
+from ._progress import progress_bar_for
+from ._run import BatchRun, Ending
+from ._summary import conclude
+
+if TYPE_CHECKING:
+    from hiveon_async.testing import FakeVendorAPI
 
 __all__ = [
-    "DEMO_FAULT_MIX",
+    "DEMO_MIN_ATTEMPTS",
     "DemoSettings",
+    "demo",
     "demo_client",
     "demo_fake",
     "demo_ids",
@@ -38,10 +44,6 @@ __all__ = [
     "server_answers",
 ]
 
-#: How the demo spreads ``--fail-rate`` over transient failures. No random 429s: the
-#: rate limit sends real ones, and random throttling of an idle server would only
-#: teach the client's pacing to crawl.
-DEMO_FAULT_MIX: dict[int | str, float] = {500: 0.5, 503: 0.2, "reset": 0.15, "drop": 0.15}
 #: Chance, for the whole demo, that some id runs out of attempts; sizes max_attempts.
 DEMO_FAILURE_ODDS = 1e-4
 #: Never fewer attempts than this, whatever the odds say.
@@ -53,7 +55,18 @@ DEMO_MAX_DELAY = 1.0
 
 @attrs.frozen(kw_only=True)
 class DemoSettings:
-    """The demo's knobs (its command-line options)."""
+    """The demo's command-line options.
+
+    Attributes:
+        count: Deployments to stop.
+        fail_rate: Fraction of requests the fake fails at random.
+        latency_ms: Milliseconds the fake takes to answer.
+        rate_limit: Requests per second the fake allows.
+        concurrency: Requests in flight at most.
+        seed: Seed of the random faults.
+        output_kind: ``none``, ``jsonl`` or ``table``.
+        quiet: No introduction, progress bar or summary.
+    """
 
     count: int
     fail_rate: float
@@ -61,6 +74,54 @@ class DemoSettings:
     rate_limit: float
     concurrency: int
     seed: int
+    output_kind: str
+    quiet: bool
+
+
+@click.command("demo")
+@click.option(
+    "--count",
+    type=click.IntRange(1, 10_000_000),
+    default=2000,
+    show_default=True,
+    help="Deployments to stop.",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 0.5),
+    default=0.2,
+    show_default=True,
+    help="Fraction of requests the fake fails at random: 500, 503, resets and drops.",
+)
+@click.option(
+    "--latency",
+    "latency_ms",
+    type=click.FloatRange(0, 1000),
+    default=20.0,
+    show_default=True,
+    help="Milliseconds the fake takes to answer.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=1),
+    default=500.0,
+    show_default=True,
+    help="Requests per second the fake allows; past it, 429 with Retry-After.",
+)
+@concurrency_option
+@seed_option
+@output_option(
+    ["none", "jsonl", "table"], default="none", help="Per-id output on stdout, as for stop."
+)
+@quiet_option
+def demo(**options: Any) -> None:
+    """Stop deployments on a fake vendor API that fails and throttles; no credentials needed.
+
+    The fake listens on a free loopback port. Watch the client retry, pause
+    for Retry-After and pace itself under the fake's rate limit: every id
+    ends stopped, and the summary shows what it took.
+    """
+    raise CliExit(run_demo(DemoSettings(**options)))
 
 
 def demo_ids(count: int) -> Iterator[str]:
@@ -113,12 +174,15 @@ def demo_fake(settings: DemoSettings) -> FakeVendorAPI:
     Returns:
         The fake.
     """
+    from hiveon_async.testing import FakeVendorAPI, FaultPlan
+
     per_second = settings.rate_limit
     return FakeVendorAPI(
         api_keys=["demo-" + secrets.token_urlsafe(12)],
         faults=FaultPlan(
             seed=settings.seed,
-            rates={kind: share * settings.fail_rate for kind, share in DEMO_FAULT_MIX.items()},
+            # The rate limit sends real 429s; random ones would only slow the pacing down.
+            rates=fault_rates(settings.fail_rate, random_throttling=False),
             latency=settings.latency_ms / 1000,
             retry_after=None,  # random 503s: plain retries; the rate limit sends Retry-After
         ),
@@ -160,58 +224,57 @@ def server_answers(counts: dict[int | str, int]) -> str:
     return ", ".join(f"{answer} x{count:,}" for answer, count in ordered)
 
 
-def run_demo(settings: DemoSettings, *, output_kind: str, quiet: bool) -> int:
+def _introduce(settings: DemoSettings, base_url: str) -> None:
+    click.echo(
+        f"A fake vendor API on {base_url} fails {settings.fail_rate:.0%} of "
+        f"requests at random (500, 503, resets, drops), answers in "
+        f"{settings.latency_ms:g} ms and allows {settings.rate_limit:g} "
+        "requests/s (then 429 with Retry-After).\n"
+        f"The client stops {settings.count:,} deployments through it, "
+        f"{settings.concurrency} at a time, up to "
+        f"{demo_retry_policy(settings).max_attempts} attempts each "
+        "(no retry budget: the faults are random, not an outage).",
+        err=True,
+    )
+
+
+def run_demo(settings: DemoSettings) -> int:
     """Run the demo as ``hiveon-async demo`` does; return the exit status.
 
     Args:
         settings: The demo's settings.
-        output_kind: ``none``, ``jsonl`` or ``table``.
-        quiet: No introduction, progress bar or summary.
 
     Returns:
         The exit status (0 when every id was stopped).
     """
     fake = demo_fake(settings)
-    output = output_for(output_kind)
+    output = output_for(settings.output_kind)
     progress = BatchProgress()
     tally = Tally(total=settings.count)
+    bar = progress_bar_for(
+        progress,
+        total=lambda: tally.total,
+        output=output,
+        quiet=settings.quiet,
+        extra=lambda: f"throttled {fake.status_counts[429]:,}",
+    )
 
     async def run() -> tuple[Ending, str | None]:
         async with fake.serve() as base_url:
-            if not quiet:
-                click.echo(
-                    f"A fake vendor API on {base_url} fails {settings.fail_rate:.0%} of "
-                    f"requests at random (500, 503, resets, drops), answers in "
-                    f"{settings.latency_ms:g} ms and allows {settings.rate_limit:g} "
-                    "requests/s (then 429 with Retry-After).\n"
-                    f"The client stops {settings.count:,} deployments through it, "
-                    f"{settings.concurrency} at a time, up to "
-                    f"{demo_retry_policy(settings).max_attempts} attempts each "
-                    "(no retry budget: the faults are random, not an outage).",
-                    err=True,
-                )
-            bar = progress_bar_for(
-                progress,
-                total=lambda: tally.total,
-                output=output,
-                quiet=quiet,
-                extra=lambda: f"throttled {fake.status_counts[429]:,}",
-            )
+            if not settings.quiet:
+                _introduce(settings, base_url)
             async with (
                 demo_client(fake, base_url, settings) as client,
                 IdFeed(demo_ids(settings.count)) as feed,
             ):
-                return await run_batch(
-                    client, feed, tally=tally, output=output, bar=bar, progress=progress
+                batch = BatchRun(
+                    client=client, feed=feed, tally=tally, output=output, bar=bar, progress=progress
                 )
+                return await batch.run()
 
-    try:
-        ending, problem = anyio.run(run)
-    except KeyboardInterrupt:  # before or after the run's own handling (or on Windows)
-        click.echo("Interrupted.", err=True)
-        return EXIT_INTERRUPTED
+    ending, problem = anyio.run(run)
     extra = [
         ("429 answers (throttled)", f"{fake.status_counts[429]:,}"),
         ("server answers", server_answers(dict(fake.status_counts))),
     ]
-    return conclude(ending, problem, tally, output, quiet=quiet, extra=extra)
+    return conclude(ending, problem, tally, output, quiet=settings.quiet, extra=extra)

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._cli_output import JsonLinesOutput, Output
+from ._output import JsonLinesOutput, Output
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ._batch import BatchProgress
+    from hiveon_async import BatchProgress
 
 __all__ = ["ProgressBar", "progress_bar_for"]
 

@@ -2,20 +2,22 @@
 
 A file of millions of ids is streamed a chunk at a time by a daemon thread (a
 read that blocks, say on a terminal, never blocks the event loop, and never
-keeps the process alive after Ctrl-C). Ids the journal records as stopped are
-dropped here, before the batch sees them.
+keeps the process alive after Ctrl-C). The thread reads without a buffer of
+Python's: a buffered read would hold the buffer's lock while it blocks, and the
+interpreter aborts when it meets that lock at exit. Ids the journal records as
+stopped are dropped here, before the batch sees them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Set
-from io import BufferedReader
 from itertools import islice
 from types import TracebackType
-from typing import cast
+from typing import Protocol
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -62,11 +64,22 @@ def _split(carry: bytes, chunk: bytes) -> tuple[list[str], bytes]:
     return ids, rest
 
 
-def _open(path: str) -> BufferedReader:
-    if path == STDIN:
-        # A BufferedReader, or a BytesIO under click's CliRunner: both have read1().
-        return cast(BufferedReader, sys.stdin.buffer)
-    return open(path, "rb")  # closed by the reading thread
+class _Source(Protocol):
+    def read(self, size: int, /) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
+
+def _open(path: str) -> _Source:
+    """Open the input unbuffered: each read is one system call, returning what is there."""
+    if path != STDIN:
+        return open(path, "rb", buffering=0)  # closed by the reading thread
+    try:
+        descriptor = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # click's CliRunner: stdin is in memory
+        return sys.stdin.buffer
+    # A duplicate, so that closing ours leaves the process's stdin alone.
+    return open(os.dup(descriptor), "rb", buffering=0)
 
 
 def count_ids(path: str, skip: Set[str], stop: threading.Event) -> int | None:
@@ -220,14 +233,12 @@ class IdFeed:
 READER_GRACE_SECONDS = 1.0
 
 
-def _read(
-    source: BufferedReader, portal: BlockingPortal, send: MemoryObjectSendStream[_Batch]
-) -> None:
+def _read(source: _Source, portal: BlockingPortal, send: MemoryObjectSendStream[_Batch]) -> None:
     """The reading thread: hand the ids of each chunk to the event loop, then close."""
     carry = b""
     try:
         try:
-            while chunk := source.read1(CHUNK_BYTES):
+            while chunk := source.read(CHUNK_BYTES):
                 ids, carry = _split(carry, chunk)
                 if ids:
                     portal.call(send.send, ids)

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from ._cli_journal import Journal
-from ._cli_output import Output, Tally, error_text
-from ._cli_run import Ending, exit_status
+from ._journal import Journal
+from ._output import Output, Tally, error_text
+from ._run import Ending, exit_status
 
 __all__ = ["conclude", "headline", "summary_lines"]
 
@@ -151,7 +151,7 @@ def conclude(
     journal: Journal | None = None,
     extra: Iterable[tuple[str, str]] = (),
 ) -> int:
-    """Print the table (if any) and the summary, close the journal; return the exit status.
+    """Print the table (if any) and the summary; return the exit status.
 
     Args:
         ending: How the run ended.
@@ -159,7 +159,7 @@ def conclude(
         tally: What the run did.
         output: Where records went (a table is printed now).
         quiet: Print no summary.
-        journal: The run's journal, closed (and so fsynced) here.
+        journal: The run's journal, if it kept one.
         extra: More summary rows.
 
     Returns:
@@ -172,8 +172,6 @@ def conclude(
             ending = Ending.STDOUT_CLOSED
     if ending is Ending.STDOUT_CLOSED:
         _silence_stdout()
-    if journal is not None:
-        journal.close()
     if not quiet:
         shown = None
         if journal is not None:

@@ -1,7 +1,7 @@
 """What the command line prints per outcome (a record, a table row), and the tally of them.
 
 Records go to stdout (JSON Lines, or a table at the end); the summary, made
-from the tally by :mod:`._cli_summary`, goes to stderr. A record holds the
+from the tally (see ``_summary``), goes to stderr. A record holds the
 id, the status, the attempts, the time taken and
 the error's type, status code and message (the library redacts messages), and
 nothing else: no header and no metadata value is ever printed. rich is
@@ -18,7 +18,7 @@ from typing import IO, Any, Protocol
 
 import attrs
 
-from ._models import StopOutcome
+from hiveon_async import StopOutcome
 
 __all__ = [
     "JsonLinesOutput",
