@@ -183,6 +183,17 @@ def _key(item: object) -> str:
     return item if isinstance(item, str) else repr(item)
 
 
+@attrs.frozen(kw_only=True)
+class BatchSettings:
+    """The caller's settings for one batch, as the client's batch methods take them."""
+
+    metadata: Mapping[str, str] | None
+    concurrency: int | None
+    deadline: float | None
+    on_outcome: Callable[[StopOutcome], Any] | None
+    progress: BatchProgress | None
+
+
 class _Batch:
     """One run of the pool. Emits exactly one outcome per id it pulls.
 
@@ -195,23 +206,19 @@ class _Batch:
         self,
         engine: Engine,
         ids: Iterable[str] | AsyncIterable[str],
+        settings: BatchSettings,
         *,
-        metadata: Mapping[str, str] | None,
-        concurrency: int | None,
-        deadline: float | None,
-        on_outcome: Callable[[StopOutcome], Any] | None,
-        progress: BatchProgress | None,
         dedupe: bool,
     ) -> None:
         if engine.closed:
             raise RuntimeError("this AsyncVendorClient is closed")
         self.engine = engine
-        self.metadata = metadata
-        self.concurrency = _check_concurrency(concurrency, engine.max_concurrency)
+        self.metadata = settings.metadata
+        self.concurrency = _check_concurrency(settings.concurrency, engine.max_concurrency)
         self.source = _Source(ids, buffer=self.concurrency)
-        self.deadline = _check_deadline(deadline)
-        self.on_outcome = on_outcome
-        self.progress = BatchProgress() if progress is None else progress
+        self.deadline = _check_deadline(settings.deadline)
+        self.on_outcome = settings.on_outcome
+        self.progress = BatchProgress() if settings.progress is None else settings.progress
         self.seen: dict[str, StopOutcome | None] | None = {} if dedupe else None
         self.stop_cause: HiveonError | None = None
         self.caller_error: Exception | None = None
@@ -474,26 +481,10 @@ def _check_deadline(deadline: float | None) -> float:
 
 
 async def run_report(
-    engine: Engine,
-    ids: Iterable[str] | AsyncIterable[str],
-    *,
-    metadata: Mapping[str, str] | None,
-    concurrency: int | None,
-    deadline: float | None,
-    on_outcome: Callable[[StopOutcome], Any] | None,
-    progress: BatchProgress | None,
+    engine: Engine, ids: Iterable[str] | AsyncIterable[str], settings: BatchSettings
 ) -> BatchReport:
     """Run a batch to the end and return its report (one outcome per unique id)."""
-    batch = _Batch(
-        engine,
-        ids,
-        metadata=metadata,
-        concurrency=concurrency,
-        deadline=deadline,
-        on_outcome=on_outcome,
-        progress=progress,
-        dedupe=True,
-    )
+    batch = _Batch(engine, ids, settings, dedupe=True)
     seen = batch.seen
     assert seen is not None
 
@@ -514,26 +505,10 @@ async def run_report(
 
 @asynccontextmanager
 async def stream(
-    engine: Engine,
-    ids: Iterable[str] | AsyncIterable[str],
-    *,
-    metadata: Mapping[str, str] | None,
-    concurrency: int | None,
-    deadline: float | None,
-    on_outcome: Callable[[StopOutcome], Any] | None,
-    progress: BatchProgress | None,
+    engine: Engine, ids: Iterable[str] | AsyncIterable[str], settings: BatchSettings
 ) -> AsyncIterator[OutcomeStream]:
     """Run a batch in the background, yielding a stream of outcomes as they complete."""
-    batch = _Batch(
-        engine,
-        ids,
-        metadata=metadata,
-        concurrency=concurrency,
-        deadline=deadline,
-        on_outcome=on_outcome,
-        progress=progress,
-        dedupe=False,
-    )
+    batch = _Batch(engine, ids, settings, dedupe=False)
     send, receive = anyio.create_memory_object_stream[StopOutcome](batch.concurrency)
 
     async def produce() -> None:

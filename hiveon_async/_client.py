@@ -258,11 +258,13 @@ class AsyncVendorClient:
         return await _batch.run_report(
             self._engine,
             ids,
-            metadata=metadata,
-            concurrency=concurrency,
-            deadline=deadline,
-            on_outcome=on_outcome,
-            progress=progress,
+            _batch.BatchSettings(
+                metadata=metadata,
+                concurrency=concurrency,
+                deadline=deadline,
+                on_outcome=on_outcome,
+                progress=progress,
+            ),
         )
 
     def stream_stop_deployments(
@@ -309,11 +311,13 @@ class AsyncVendorClient:
         return _batch.stream(
             self._engine,
             ids,
-            metadata=metadata,
-            concurrency=concurrency,
-            deadline=deadline,
-            on_outcome=on_outcome,
-            progress=progress,
+            _batch.BatchSettings(
+                metadata=metadata,
+                concurrency=concurrency,
+                deadline=deadline,
+                on_outcome=on_outcome,
+                progress=progress,
+            ),
         )
 
 

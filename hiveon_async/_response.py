@@ -102,24 +102,14 @@ def _error_text(body: bytes, secrets: Sequence[str]) -> str:
 
 
 def status_error(
-    response: httpx.Response,
-    body: bytes,
-    *,
-    deployment_id: str,
-    secrets: Sequence[str],
-    attempts: int,
-    maybe_applied: bool,
-    now: Callable[[], float] = time.time,
+    response: httpx.Response, body: bytes, call: Call, *, now: Callable[[], float] = time.time
 ) -> APIStatusError:
     """Return the typed error for a response whose status is not 2xx.
 
     Args:
         response: The response.
         body: Its body as read (possibly cut off).
-        deployment_id: The deployment the call was about.
-        secrets: Values to redact from the stored body and the message.
-        attempts: Requests sent for the call so far, this one included.
-        maybe_applied: Whether an earlier attempt may have reached the server.
+        call: The call it answered (its id, secrets to redact, attempts so far).
         now: The wall clock, for a ``Retry-After`` given as an HTTP-date.
 
     Returns:
@@ -127,10 +117,11 @@ def status_error(
     """
     status = response.status_code
     cls = _STATUS_ERRORS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    secrets = call.secrets
     text = _error_text(body, secrets)
     request_id = _request_id(response, secrets)
     reason = redact_text(response.reason_phrase, secrets) or "error"
-    message = f"HTTP {status} {reason} for deployment {deployment_id!r}"
+    message = f"HTTP {status} {reason} for deployment {call.deployment_id!r}"
     if 300 <= status < 400:
         message += " (redirects are never followed)"
     if request_id is not None:
@@ -144,34 +135,27 @@ def status_error(
         body=text,
         request_id=request_id,
         retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
-        deployment_id=deployment_id,
-        attempts=attempts,
-        maybe_applied=maybe_applied,
+        deployment_id=call.deployment_id,
+        attempts=call.attempts,
+        maybe_applied=call.maybe_applied,
     )
 
 
 def validation_error(
-    reason: str,
-    response: httpx.Response,
-    body: bytes,
-    *,
-    deployment_id: str,
-    secrets: Sequence[str],
-    attempts: int,
-    maybe_applied: bool,
+    reason: str, response: httpx.Response, body: bytes, call: Call
 ) -> ResponseValidationError:
     """Return the error for a 2xx response whose body is not what the contract promises."""
-    request_id = _request_id(response, secrets)
-    message = f"HTTP {response.status_code} for deployment {deployment_id!r}, but {reason}"
+    request_id = _request_id(response, call.secrets)
+    message = f"HTTP {response.status_code} for deployment {call.deployment_id!r}, but {reason}"
     if request_id is not None:
         message += f" (request id {request_id})"
     return ResponseValidationError(
         message,
-        response=safe_response(response, _error_text(body, secrets), secrets),
+        response=safe_response(response, _error_text(body, call.secrets), call.secrets),
         request_id=request_id,
-        deployment_id=deployment_id,
-        attempts=attempts,
-        maybe_applied=maybe_applied,
+        deployment_id=call.deployment_id,
+        attempts=call.attempts,
+        maybe_applied=call.maybe_applied,
     )
 
 
@@ -221,27 +205,11 @@ def interpret(answer: Answer, call: Call, *, wall: Callable[[], float] = time.ti
         if isinstance(parsed, StopResult):
             return parsed
         call.maybe_applied = True  # the server said it acted; only its answer is unusable
-        raise validation_error(
-            parsed,
-            answer.response,
-            answer.body,
-            deployment_id=call.deployment_id,
-            secrets=call.secrets,
-            attempts=call.attempts,
-            maybe_applied=True,
-        )
+        raise validation_error(parsed, answer.response, answer.body, call)
     if status >= 500:
         call.maybe_applied = True
     # An error status with an oversized or undecodable body is still that error.
-    raise status_error(
-        answer.response,
-        answer.body,
-        deployment_id=call.deployment_id,
-        secrets=call.secrets,
-        attempts=call.attempts,
-        maybe_applied=call.maybe_applied,
-        now=wall,
-    )
+    raise status_error(answer.response, answer.body, call, now=wall)
 
 
 def connection_error(exc: httpx.TransportError, call: Call) -> APIConnectionError:
