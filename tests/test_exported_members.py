@@ -6,7 +6,7 @@ import types
 
 import hiveon_async
 
-#: The names design.md fixes; each must stay exported.
+#: The names the docs promise users; each must stay exported.
 DESIGNED = {
     # the client, its settings and results
     "AsyncVendorClient",

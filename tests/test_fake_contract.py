@@ -1,4 +1,4 @@
-"""The fake answers as contract.md says, on both runners (hiveon_async/testing/_fake.py)."""
+"""The fake answers as the vendor documents its endpoint, on both runners (testing/_fake.py)."""
 
 from __future__ import annotations
 
