@@ -60,3 +60,12 @@ __all__ = [
     "StopResult",
     "__version__",
 ]
+
+# Tracebacks and reprs name the public path (hiveon_async.NotFoundError), not the private
+# module a class happens to live in, as httpx does.
+for _name in __all__:
+    if not _name.startswith("__"):
+        _public = globals()[_name]
+        if isinstance(_public, type):
+            _public.__module__ = __name__
+del _name, _public

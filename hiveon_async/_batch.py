@@ -33,8 +33,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ._call import Call
 from ._checks import check_count, check_seconds
 from ._engine import Engine
-from ._errors import APITimeoutError, AuthenticationError, HiveonError, InvalidRequestError
-from ._models import BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._errors import (
+    APITimeoutError,
+    AuthenticationError,
+    HiveonError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from ._models import BASE_URL_HINT, BatchReport, OutcomeStatus, StopOutcome, StopResult
 from ._redact import scrub_chain
 
 logger = logging.getLogger("hiveon_async")
@@ -42,6 +48,8 @@ logger = logging.getLogger("hiveon_async")
 __all__ = ["BatchProgress", "OutcomeStream"]
 
 _END = object()
+#: After this many 404s in a row from a batch's start, the batch warns about the base URL.
+NOT_FOUND_STREAK = 20
 
 
 @attrs.define(kw_only=True)
@@ -62,6 +70,10 @@ class BatchProgress:
         duplicates: Repeated ids dropped (``stop_deployments`` only).
         requests: Requests sent so far (every attempt), counted as they go out.
         throttled: Answers of 429 so far.
+        paused: Seconds the client held all sending for a ``Retry-After``
+            since the batch began (a pause in progress counts in full).
+        paced_rate: The rate, requests/s, adaptive pacing holds the client to
+            after sustained 429s, or None while it is not pacing.
     """
 
     seen: int = 0
@@ -74,6 +86,8 @@ class BatchProgress:
     duplicates: int = 0
     requests: int = 0
     throttled: int = 0
+    paused: float = 0.0
+    paced_rate: float | None = None
 
     def _count(self, outcome: StopOutcome) -> None:
         self.done += 1
@@ -226,11 +240,19 @@ class _Batch:
         # Per worker: the call it is running, or the outcome it has not yet handed over.
         self.slots: list[Call | StopOutcome | None] = [None] * self.concurrency
         self.started = time.monotonic()
+        self._paused_before = engine.paused_seconds
+        self._not_found_streak: int | None = 0  # None once anything but a 404 came back
 
     # -- the run ---------------------------------------------------------------
 
     async def run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
-        """Run to completion, handing each outcome to ``emit``."""
+        """Run to completion, handing each outcome to ``emit``.
+
+        A batch that asks for more concurrency than the client's
+        ``max_concurrency`` adds the difference to the client's slots while it runs.
+        """
+        extra = max(0, self.concurrency - self.engine.max_concurrency)
+        self.engine.slots.grow(extra)
         try:
             with _single_error():
                 async with anyio.create_task_group() as feeding:
@@ -240,6 +262,7 @@ class _Batch:
                     feeding.cancel_scope.cancel()  # the input is read to its end by now: a no-op
         finally:
             self.source.close()
+            self.engine.slots.shrink(extra)
 
     async def _run(self, emit: Callable[[StopOutcome], Awaitable[None]]) -> None:
         with anyio.move_on_after(self.deadline) as scope, _single_error():
@@ -274,11 +297,17 @@ class _Batch:
         """Stop the call unsent, or count the request about to go out."""
         self.before_attempt(call)
         self.progress.requests += 1
+        self._pacing()
 
     def on_answer(self, call: Call, status: int) -> None:
         """Count a 429."""
         if status == 429:
             self.progress.throttled += 1
+
+    def _pacing(self) -> None:
+        """Bring the progress's pause and pacing figures up to date."""
+        self.progress.paused = self.engine.paused_seconds - self._paused_before
+        self.progress.paced_rate = self.engine.paced_rate
 
     # -- one id ------------------------------------------------------------------
 
@@ -329,6 +358,7 @@ class _Batch:
                 exc = _unexpected(exc, call)
             if isinstance(exc, AuthenticationError):
                 self.stop(exc)
+            self._count_not_found(exc)
             return _outcome(
                 key,
                 OutcomeStatus.FAILED,
@@ -339,6 +369,7 @@ class _Batch:
             )
         finally:
             self.progress.in_flight -= 1
+        self._not_found_streak = None
         return _outcome(
             key,
             OutcomeStatus.STOPPED,
@@ -346,6 +377,22 @@ class _Batch:
             attempts=call.attempts,
             elapsed=self.engine.elapsed(call),
         )
+
+    def _count_not_found(self, error: HiveonError) -> None:
+        """Warn once when the batch's first answers are all 404: the base URL is likely wrong."""
+        if self._not_found_streak is None:
+            return
+        if not isinstance(error, NotFoundError):
+            self._not_found_streak = None
+            return
+        self._not_found_streak += 1
+        if self._not_found_streak == NOT_FOUND_STREAK:
+            logger.warning(
+                "the first %d ids of this batch all answered 404 Not Found at %s: %s",
+                NOT_FOUND_STREAK,
+                self.engine.base_url,
+                BASE_URL_HINT.split(": ", 1)[1],
+            )
 
     def _cut_short(self, call: Call, cause: HiveonError | None = None) -> StopOutcome:
         """The outcome of a call the batch stopped: skipped if nothing was sent, else failed."""
@@ -377,6 +424,7 @@ class _Batch:
         await emit(outcome)
         self.slots[slot] = None
         self.progress._count(outcome)
+        self._pacing()
         if self.on_outcome is not None:
             try:
                 returned = self.on_outcome(outcome)
@@ -457,16 +505,10 @@ def _outcome(
     )
 
 
-def _check_concurrency(concurrency: int | None, ceiling: int) -> int:
+def _check_concurrency(concurrency: int | None, default: int) -> int:
     if concurrency is None:
-        return ceiling
-    check_count("concurrency", concurrency)
-    if concurrency > ceiling:
-        raise InvalidRequestError(
-            f"concurrency={concurrency} is over the client's max_concurrency={ceiling}, "
-            "which sizes its connection pool: create the client with a larger max_concurrency"
-        )
-    return concurrency
+        return default
+    return check_count("concurrency", concurrency)
 
 
 def _check_deadline(deadline: float | None) -> float:

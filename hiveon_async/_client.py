@@ -53,8 +53,8 @@ class AsyncVendorClient:
             client still paces itself after a 429 unless
             ``RetryPolicy(adaptive=False)``).
         max_concurrency: The most requests in flight at once, client-wide
-            (default 32); the default and largest concurrency of batches; and
-            the size of the connection pool the client builds.
+            (default 32), and the default concurrency of batches. A batch that
+            asks for more raises the bound by the difference while it runs.
         http_client: Your own ``httpx.AsyncClient`` (its transport, proxies, TLS
             settings and default headers are used; it is never closed by us,
             and redirects are never followed whatever it says).
@@ -236,8 +236,9 @@ class AsyncVendorClient:
         Args:
             ids: Deployment ids: any iterable or async iterable of str.
             metadata: Clore metadata for every call, merged over the client's.
-            concurrency: Calls in flight at most; default (and maximum) the
-                client's ``max_concurrency``.
+            concurrency: Calls in flight at most; default the client's
+                ``max_concurrency``. More than that adds the difference to the
+                client's slots while the batch runs.
             deadline: Seconds the whole batch may take, or None.
             on_outcome: Called (sync or async) once per outcome as it completes;
                 an exception it raises stops the batch and propagates.
@@ -290,8 +291,9 @@ class AsyncVendorClient:
         Args:
             ids: Deployment ids: any iterable or async iterable of str.
             metadata: Clore metadata for every call, merged over the client's.
-            concurrency: Calls in flight at most; default (and maximum) the
-                client's ``max_concurrency``.
+            concurrency: Calls in flight at most; default the client's
+                ``max_concurrency``. More than that adds the difference to the
+                client's slots while the batch runs.
             deadline: Seconds the whole batch may take, or None.
             on_outcome: Called (sync or async) once per outcome.
             progress: A :class:`BatchProgress` to update live (the stream's

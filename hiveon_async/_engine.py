@@ -91,6 +91,7 @@ class Engine:
         clock: Clock,
     ) -> None:
         self.retry = retry
+        self.base_url = str(base_url)
         self.max_concurrency = max_concurrency
         self.clock = clock
         self._api_key = api_key
@@ -114,6 +115,17 @@ class Engine:
     def pool(self) -> str | None:
         """Which pool sends (see :class:`~._transport.Transport`), or None before the first send."""
         return None if self._transport is None else self._transport.pool
+
+    @property
+    def paced_rate(self) -> float | None:
+        """The rate adaptive pacing holds sending to, requests/s, or None when it is not pacing."""
+        pacer = self.gate.pacer
+        return None if pacer is None else pacer.rate
+
+    @property
+    def paused_seconds(self) -> float:
+        """Seconds all sending has been held by servers' ``Retry-After`` so far."""
+        return self.gate.paused_total
 
     def elapsed(self, call: Call) -> float:
         """Seconds since ``call`` started."""

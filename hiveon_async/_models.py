@@ -9,7 +9,14 @@ import attrs
 
 from ._errors import HiveonError
 
-__all__ = ["BatchFailedError", "BatchReport", "OutcomeStatus", "StopOutcome", "StopResult"]
+__all__ = [
+    "BASE_URL_HINT",
+    "BatchFailedError",
+    "BatchReport",
+    "OutcomeStatus",
+    "StopOutcome",
+    "StopResult",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -144,11 +151,26 @@ class BatchReport:
             return
         bad = [outcome for outcome in self.outcomes.values() if not outcome.ok]
         examples = "; ".join(f"{outcome.deployment_id}: {outcome.error}" for outcome in bad[:3])
+        hint = ""
+        if not self.stopped and all(_is_404(outcome) for outcome in bad):
+            hint = f" ({BASE_URL_HINT})"
         raise BatchFailedError(
             f"{len(bad)} of {len(self)} deployments were not stopped "
-            f"({len(self.failed)} failed, {len(self.skipped)} skipped): {examples}",
+            f"({len(self.failed)} failed, {len(self.skipped)} skipped){hint}: {examples}",
             report=self,
         )
+
+
+#: Said when every id of a batch answered 404: the usual cause is a base URL with extra path.
+BASE_URL_HINT = (
+    "every id answered 404 Not Found: check the base URL, which must be the API root "
+    "(https://api.hiveon.ai), without /vendors/v1"
+)
+
+
+def _is_404(outcome: StopOutcome) -> bool:
+    error = outcome.error
+    return error is not None and getattr(error, "status_code", None) == 404
 
 
 class BatchFailedError(HiveonError):

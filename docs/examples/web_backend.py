@@ -97,7 +97,7 @@ async def stop_many(request: Request) -> JSONResponse:
     vendor: AsyncVendorClient = request.state.vendor
     report = await vendor.stop_deployments(
         ids,
-        concurrency=min(BULK_CONCURRENCY, vendor.max_concurrency),  # more is refused
+        concurrency=BULK_CONCURRENCY,
         deadline=BULK_DEADLINE,
     )
     return JSONResponse(

@@ -40,6 +40,8 @@ class SendGate:
         self.clock = clock
         self._tat = -float("inf")  # the theoretical arrival time of the next request
         self._paused_until = -float("inf")
+        #: Seconds of client-wide pauses so far (overlapping pauses counted once).
+        self.paused_total = 0.0
 
     def _interval_and_burst(self) -> tuple[float, int] | None:
         """Return (seconds between requests, burst) in force now, or None for no limit."""
@@ -94,7 +96,11 @@ class SendGate:
 
     def pause(self, seconds: float) -> None:
         """Hold all sending for ``seconds`` from now (the server's ``Retry-After``)."""
-        self._paused_until = max(self._paused_until, self.clock.now() + seconds)
+        now = self.clock.now()
+        until = now + seconds
+        if until > self._paused_until:
+            self.paused_total += until - max(now, self._paused_until)
+            self._paused_until = until
 
     def on_response(self, *, throttled: bool, sent_at: float) -> None:
         """Feed one answer to the pacer: a 429, or anything else."""

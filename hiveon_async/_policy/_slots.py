@@ -22,7 +22,22 @@ class Slots:
 
     def __init__(self, total: int) -> None:
         self._free = total
+        self._owed = 0  # slots to retire as they come back (after shrink)
         self._waiters: deque[anyio.Event] = deque()
+
+    def grow(self, count: int) -> None:
+        """Add ``count`` slots, handing them to waiters first."""
+        for _ in range(count):
+            if self._owed:
+                self._owed -= 1
+            else:
+                self._give()
+
+    def shrink(self, count: int) -> None:
+        """Remove ``count`` slots: free ones at once, busy ones as they come back."""
+        retired = min(count, self._free)
+        self._free -= retired
+        self._owed += count - retired
 
     def try_take(self) -> bool:
         """Take a free slot if there is one and nobody is waiting for it; no I/O."""
@@ -45,7 +60,13 @@ class Slots:
             raise
 
     def release(self) -> None:
-        """Give a slot back: to the next in line, or to the free count."""
+        """Give a slot back: retire it if the slots shrank, else to the next in line or free."""
+        if self._owed:
+            self._owed -= 1
+            return
+        self._give()
+
+    def _give(self) -> None:
         if self._waiters:
             self._waiters.popleft().set()  # hand the slot straight to the next in line
         else:

@@ -40,8 +40,16 @@ def as_httpx_error(exc: BaseException, attempt_limit: float | None = None) -> ht
         return httpx.ReadTimeout(f"no complete response within {attempt_limit}s")
     for source, target in _EQUIVALENTS:
         if isinstance(exc, source):
-            return target(str(exc) or type(exc).__name__)
+            return target(_message(exc))
     raise TypeError(f"not a transport failure: {exc!r}")  # pragma: no cover - callers filter
+
+
+def _message(exc: BaseException) -> str:
+    """The message of aiohttp's error, without "ssl:default" (which reads as TLS on plain http)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+        return f"cannot connect to {exc.host}:{exc.port}: {reason}"
+    return str(exc) or type(exc).__name__
 
 
 def _client_timeout(timeout: httpx.Timeout, attempt_limit: float | None) -> aiohttp.ClientTimeout:
@@ -82,7 +90,7 @@ class AiohttpTransport:
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self._limits.max_connections or 0,
+            limit=0,  # the client's slots bound the requests in flight, batches included
             keepalive_timeout=self._limits.keepalive_expiry or 0,
             ssl=self._ssl_context,
         )
