@@ -1,4 +1,8 @@
-"""A small scriptable vendor for batch logic tests: an httpx.MockTransport that counts."""
+"""A small scriptable vendor: an httpx.MockTransport that counts.
+
+No test uses it: the tests get their vendor from ``tests/doubles.py``. It stays
+only because ``tests/benchmarks/budget.py`` imports it.
+"""
 
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ from both sides, the client's report and the fake's own counters:
 
 from __future__ import annotations
 
-import contextvars
 import gc
 import logging
 import math
@@ -25,7 +24,6 @@ import os
 import resource
 import sys
 import time
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -47,18 +45,15 @@ from hiveon_async import (
     StopOutcome,
 )
 from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
+from tests.doubles import TrackingFake
 
-__all__ = ["RUNNERS", "SoakFigures", "SoakSettings", "TrackingFake", "busiest_excess", "run_soak"]
+__all__ = ["RUNNERS", "SoakFigures", "SoakSettings", "busiest_excess", "run_soak"]
 
 #: How the client reaches the fake: its in-process transport, or a real socket through a pool.
 RUNNERS = ("in-process", "httpcore", "aiohttp")
 
 #: Seconds a request may take from the client's send to the fake's parse over a socket.
 DELIVERY_ALLOWANCE = 0.1
-
-# Set per request by TrackingFake._receive and read back by its _finish: both run in
-# the task that carries the request (a connection's task, or the client's own).
-_STALLED: contextvars.ContextVar[bool] = contextvars.ContextVar("stalled", default=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -154,43 +149,6 @@ class SoakFigures:
                 f"peak {self.peak_rss_mb:.1f} MB",
             ]
         )
-
-
-class TrackingFake(FakeVendorAPI):
-    """The fake, also counting requests in flight that the client is still waiting for.
-
-    A stalled request stays in flight at the fake after the client has given up
-    on it (the fake only notices when the stall ends), so the fake's own
-    ``peak_in_flight`` can pass the client's concurrency by the stalls under
-    way. ``peak_answering`` leaves stalls out: it is what the client's
-    concurrency bounds.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        self.arrivals = array("d")
-        super().__init__(clock=self._arrival, **options)
-        self.answering = 0
-        self.peak_answering = 0
-
-    def _arrival(self) -> float:
-        # The fake reads its clock exactly once per request, on arrival.
-        now = time.monotonic()
-        self.arrivals.append(now)
-        return now
-
-    def _receive(self, *args: Any) -> Any:
-        reply = super()._receive(*args)
-        stalled = reply.fault is not None and reply.fault.kind == "stall"
-        _STALLED.set(stalled)
-        if not stalled:
-            self.answering += 1
-            self.peak_answering = max(self.peak_answering, self.answering)
-        return reply
-
-    def _finish(self) -> None:
-        super()._finish()
-        if not _STALLED.get():
-            self.answering -= 1
 
 
 def input_ids(

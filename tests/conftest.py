@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 import anyio
-import httpx
 import pytest
-import respx
 
 from hiveon_async import AsyncVendorClient, HiveonError
 from hiveon_async._clock import Clock
-from hiveon_async.testing import FakeVendorAPI, set_testing
+from hiveon_async.testing import set_testing
 
-pytest_plugins = ["pytester"]
-
-RUNNERS = ["in-process", "socket"]
+# The vendor doubles (respx, FakeVendorAPI, RawServer) and their fixtures live in one module.
+pytest_plugins = ["pytester", "tests.doubles"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -27,43 +23,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class FakeRunner:
-    """Connects an ``httpx.AsyncClient`` to a FakeVendorAPI, in-process or over a socket.
-
-    Args:
-        name: ``"in-process"`` (the fake's transport) or ``"socket"`` (``fake.serve()``).
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @asynccontextmanager
-    async def http_client(
-        self, fake: FakeVendorAPI, **options: Any
-    ) -> AsyncIterator[httpx.AsyncClient]:
-        """Yield a raw httpx client whose base URL is the fake."""
-        if self.name == "in-process":
-            async with httpx.AsyncClient(
-                transport=fake.transport(), base_url="http://127.0.0.1", **options
-            ) as client:
-                yield client
-        else:
-            async with (
-                fake.serve() as base_url,
-                httpx.AsyncClient(base_url=base_url, **options) as client,
-            ):
-                yield client
-
-
-@pytest.fixture(params=RUNNERS)
-def fake_runner(request: pytest.FixtureRequest) -> FakeRunner:
-    """Each FakeVendorAPI runner in turn: in-process, then a real socket."""
-    return FakeRunner(str(request.param))
-
-
-# -- the core client's tests: a respx vendor, clients wired to it, recorded retry waits --
-
-VENDOR_URL = "https://api.hiveon.test"
+# -- ids, credentials, waits: shared by every folder --------------------------------
 
 
 @pytest.fixture
@@ -82,20 +42,6 @@ def api_key() -> str:
 def clore_key() -> str:
     """A distinctive CLORE_API_KEY, new for every test."""
     return f"ck{secrets.token_hex(12)}"
-
-
-@pytest.fixture
-def vendor() -> respx.Router:
-    """A respx router standing in for the vendor API at ``VENDOR_URL``."""
-    return respx.Router(base_url=VENDOR_URL)
-
-
-@pytest.fixture
-def stop_route(vendor: respx.Router, deployment_id: str) -> respx.Route:
-    """The stop route of ``deployment_id``; answers the documented success until re-mocked."""
-    return vendor.post(f"/vendors/v1/machines/deployments/{deployment_id}/stop").respond(
-        200, json={"deployment_id": deployment_id}
-    )
 
 
 @pytest.fixture
@@ -164,46 +110,6 @@ async def stop_error(
     with pytest.raises(error) as caught:
         await client.stop_deployment(deployment_id)
     return caught.value
-
-
-@pytest.fixture
-async def make_client(
-    request: pytest.FixtureRequest,
-    anyio_backend: str,
-    instant_retries: None,
-    vendor: respx.Router,
-    api_key: str,
-    clore_key: str,
-) -> AsyncIterator[Callable[..., AsyncVendorClient]]:
-    """Build AsyncVendorClients wired to ``vendor`` (keyword overrides allowed); closed after.
-
-    A test that asks for ``waits`` gets clients whose waits are recorded there.
-    """
-    clients: list[AsyncVendorClient] = []
-    clock = request.getfixturevalue("waits") if "waits" in request.fixturenames else None
-
-    def make(**options: Any) -> AsyncVendorClient:
-        defaults: dict[str, Any] = {
-            "api_key": api_key,
-            "base_url": VENDOR_URL,
-            "metadata": {"CLORE_API_KEY": clore_key},
-            "transport": httpx.MockTransport(vendor.async_handler),
-        }
-        client = AsyncVendorClient(**{**defaults, **options})
-        if clock is not None:
-            client._engine.use_clock(clock)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., AsyncVendorClient]) -> AsyncVendorClient:
-    """A client with the default settings, wired to ``vendor``."""
-    return make_client()
 
 
 @pytest.fixture(params=["httpcore", "aiohttp"])

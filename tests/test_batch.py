@@ -6,14 +6,16 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import anyio
 import httpx
 import pytest
+import respx
 
 from hiveon_async import (
     APITimeoutError,
+    AsyncVendorClient,
     AuthenticationError,
     BatchFailedError,
     BatchProgress,
@@ -25,19 +27,32 @@ from hiveon_async import (
     ServerError,
     StopOutcome,
 )
-
-from ._mock_vendor import MockVendor, flaky, ok
+from hiveon_async._config import DEFAULT_MAX_ATTEMPTS
+from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
+from tests.doubles import ANY_STOP, STOP_PATH, fake_client, sent_ids
 
 pytestmark = pytest.mark.anyio
 
-#: MockVendor's client key (built at run time so that no traceback's source line shows it).
-API_KEY = "-".join(["test", "api", "key"])
-
 STOPPED, FAILED, SKIPPED = OutcomeStatus.STOPPED, OutcomeStatus.FAILED, OutcomeStatus.SKIPPED
+#: Latency that makes every answer yield to other tasks, as a socket read would, so that
+#: a batch's requests overlap at the fake.
+BRIEF_LATENCY = 0.0001
 
 
 def ids(n: int, prefix: str = "dep") -> list[str]:
     return [f"{prefix}-{i}" for i in range(n)]
+
+
+def always_500(fake: FakeVendorAPI, dead: Iterable[str], attempts: int) -> None:
+    """Script 500 for each of ``attempts`` requests for each id in ``dead``."""
+    for deployment_id in dead:
+        fake.script(deployment_id, [500] * attempts)
+
+
+def stalls(fake: FakeVendorAPI, wanted: Iterable[str], seconds: float) -> None:
+    """Script each id in ``wanted`` to go unanswered for ``seconds`` (its first request)."""
+    for deployment_id in wanted:
+        fake.script(deployment_id, [Fault.stall(seconds=seconds)])
 
 
 async def agen(items: list[str]) -> AsyncIterator[str]:
@@ -48,9 +63,9 @@ async def agen(items: list[str]) -> AsyncIterator[str]:
 
 async def test_report_has_one_outcome_per_unique_id_in_input_order() -> None:
     """Every unique id ends with exactly one outcome, in first-seen input order."""
-    vendor = MockVendor(delay=0.001)
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.001))
     wanted = ids(50)
-    async with vendor.client() as client:
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(reversed(wanted), concurrency=8)
     assert [outcome.deployment_id for outcome in report] == list(reversed(wanted))
     assert len(report) == 50
@@ -64,34 +79,30 @@ async def test_report_has_one_outcome_per_unique_id_in_input_order() -> None:
 
 async def test_duplicates_are_sent_once_and_counted() -> None:
     """A repeated id is stopped once and counted in report.duplicates."""
-    vendor = MockVendor()
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(["a", "b", "a", "c", "b", "a"])
     assert [outcome.deployment_id for outcome in report] == ["a", "b", "c"]
     assert report.duplicates == 3
-    assert vendor.per_id == {"a": 1, "b": 1, "c": 1}
+    assert fake.attempts == {"a": 1, "b": 1, "c": 1}
 
 
 async def test_invalid_ids_fail_without_io() -> None:
     """An invalid id is a failed outcome with InvalidRequestError, and nothing is sent for it."""
-    vendor = MockVendor()
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(["good", "../admin", "", 5, "also-good"])  # type: ignore[list-item]
     assert [outcome.status for outcome in report] == [STOPPED, FAILED, FAILED, FAILED, STOPPED]
     assert all(isinstance(outcome.error, InvalidRequestError) for outcome in report.failed)
     assert report["5"].attempts == 0
-    assert sorted(vendor.requests) == ["also-good", "good"]
+    assert sorted(sent_ids(fake)) == ["also-good", "good"]  # type: ignore[type-var]
 
 
 async def test_one_failure_neither_raises_nor_cancels_siblings() -> None:
     """A 404 for one id leaves the others stopped and the batch returns normally."""
-    vendor = MockVendor(
-        lambda deployment_id, attempt: (
-            httpx.Response(404) if deployment_id == "dep-3" else ok(deployment_id)
-        ),
-        delay=0.002,
-    )
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.002))
+    fake.script("dep-3", [404])
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(ids(20), concurrency=4)
     assert [outcome.deployment_id for outcome in report.failed] == ["dep-3"]
     assert isinstance(report["dep-3"].error, NotFoundError)
@@ -102,19 +113,34 @@ async def test_one_failure_neither_raises_nor_cancels_siblings() -> None:
 @pytest.mark.parametrize("concurrency", [1, 4, 16])
 async def test_requests_in_flight_never_exceed_concurrency(concurrency: int) -> None:
     """At most `concurrency` requests are in flight at the server, and the bound is used."""
-    vendor = MockVendor(delay=0.002)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.002))
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(ids(100), concurrency=concurrency)
     assert report.ok
-    assert min(concurrency, 2) <= vendor.peak <= concurrency
+    assert min(concurrency, 2) <= fake.peak_in_flight <= concurrency
+
+
+async def test_a_batch_may_ask_for_more_than_max_concurrency() -> None:
+    """The client's slots grow for the batch, to its concurrency, and shrink back after."""
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.005))
+    async with fake_client(fake, max_concurrency=4) as client:
+        report = await client.stop_deployments(ids(200), concurrency=16)
+        assert report.ok
+        assert 4 < fake.peak_in_flight <= 16
+        fake.peak_in_flight = 0
+
+        async with anyio.create_task_group() as tg:  # single calls: the bound is 4 again
+            for deployment_id in ids(20, prefix="single"):
+                tg.start_soon(client.stop_deployment, deployment_id)
+    assert fake.peak_in_flight <= 4
 
 
 async def test_default_concurrency_is_the_clients_max_concurrency() -> None:
     """Without `concurrency`, a batch runs up to the client's max_concurrency at once."""
-    vendor = MockVendor(delay=0.002)
-    async with vendor.client(max_concurrency=6) as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.002))
+    async with fake_client(fake, max_concurrency=6) as client:
         await client.stop_deployments(ids(60))
-    assert vendor.peak <= 6
+    assert fake.peak_in_flight <= 6
 
 
 async def test_ids_are_pulled_lazily() -> None:
@@ -132,8 +158,8 @@ async def test_ids_are_pulled_lazily() -> None:
         if not pulled_at_first_outcome:
             pulled_at_first_outcome.append(pulled)
 
-    vendor = MockVendor(delay=0.001)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.001))
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(source(), concurrency=4, on_outcome=on_outcome)
     assert len(report) == 1000
     assert pulled_at_first_outcome[0] <= 5
@@ -141,65 +167,54 @@ async def test_ids_are_pulled_lazily() -> None:
 
 async def test_async_generator_of_ten_thousand_ids() -> None:
     """A 10,000-id async generator: all stopped, in order, duplicates dropped, bound kept."""
-    vendor = MockVendor()
+    fake = FakeVendorAPI(faults=FaultPlan(latency=BRIEF_LATENCY), record=False)
     wanted = ids(10_000)
-    async with vendor.client() as client:
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(agen([*wanted, "dep-0", "dep-1"]), concurrency=32)
     assert report.ok
     assert len(report) == 10_000
     assert report.duplicates == 2
     assert [outcome.deployment_id for outcome in report] == wanted
-    assert vendor.peak <= 32
-    assert len(vendor.requests) == 10_000
+    assert fake.peak_in_flight <= 32
+    assert fake.request_count == 10_000
 
 
 async def test_unauthorized_aborts_the_batch() -> None:
     """A 401 stops all sending; the rest are skipped, each carrying the cause."""
-    vendor = MockVendor(lambda deployment_id, attempt: httpx.Response(401), delay=0.002)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.002))
+    async with fake_client(fake, api_key="not-a-key-the-fake-knows") as client:
         report = await client.stop_deployments(ids(200), concurrency=4)
     assert len(report) == 200
-    assert len(vendor.requests) <= 4 + 1
+    assert fake.status_counts == {401: fake.request_count}
+    assert fake.request_count <= 4 + 1
     assert {outcome.status for outcome in report.failed} == {FAILED}
-    assert len(report.failed) == len(vendor.requests)
-    assert len(report.skipped) == 200 - len(vendor.requests)
+    assert len(report.failed) == fake.request_count
+    assert len(report.skipped) == 200 - fake.request_count
     assert all(isinstance(outcome.error, AuthenticationError) for outcome in report)
     assert all(outcome.attempts == 0 for outcome in report.skipped)
 
 
+@pytest.mark.slow
 async def test_retry_after_pauses_every_worker() -> None:
     """A 429 with Retry-After holds all of the client's sending, not just the worker that got it."""
-    arrivals: list[float] = []
-    answered_429: list[float] = []
-
-    def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        now = anyio.current_time()
-        arrivals.append(now)
-        if not answered_429 and len(arrivals) == 5:
-            answered_429.append(now)
-            return httpx.Response(429, headers={"Retry-After": "0.3"})
-        return ok(deployment_id)
-
-    vendor = MockVendor(answer, delay=0.001)
-    async with vendor.client(retry=RetryPolicy(adaptive=False)) as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.001))
+    fake.script("dep-4", [Fault.status(429, retry_after=1)])  # in the first wave of 8
+    async with fake_client(fake, retry=RetryPolicy(adaptive=False)) as client:
         report = await client.stop_deployments(ids(40), concurrency=8)
     assert report.ok
-    paused_from = answered_429[0]
-    later = [t for t in arrivals if t > paused_from + 0.01]
+    [paused_from] = [request.arrived_at for request in fake.requests if request.answer == 429]
+    later = [
+        request.arrived_at for request in fake.requests if request.arrived_at > paused_from + 0.01
+    ]
     assert later
-    assert min(later) >= paused_from + 0.29
+    assert min(later) >= paused_from + 0.99
 
 
 async def test_maybe_applied_marks_a_404_after_a_timeout() -> None:
     """A 404 that follows a timed-out attempt is recognisable: maybe_applied is set."""
-
-    def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        if attempt == 1:
-            raise httpx.ReadTimeout("timed out")
-        return httpx.Response(404, json={"error": "no such deployment"})
-
-    vendor = MockVendor(answer)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    fake.script("dep-1", ["stall", 404])  # the first answer outlasts the read timeout
+    async with fake_client(fake, timeout=0.2) as client:
         report = await client.stop_deployments(["dep-1"])
     outcome = report["dep-1"]
     assert outcome.status is FAILED
@@ -209,30 +224,23 @@ async def test_maybe_applied_marks_a_404_after_a_timeout() -> None:
     assert outcome.attempts == 2
 
 
-async def test_maybe_applied_is_false_when_nothing_reached_the_server() -> None:
+async def test_maybe_applied_is_false_when_nothing_reached_the_server(
+    vendor: respx.Router, client: AsyncVendorClient
+) -> None:
     """Connection refused then 404: no attempt reached the server, so maybe_applied is False."""
-
-    def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        if attempt == 1:
-            raise httpx.ConnectError("refused")
-        return httpx.Response(404)
-
-    vendor = MockVendor(answer)
-    async with vendor.client() as client:
-        report = await client.stop_deployments(["dep-1"])
+    route = vendor.post(STOP_PATH.format("dep-1")).mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(404)]
+    )
+    report = await client.stop_deployments(["dep-1"])
+    assert route.call_count == 2
     assert not report["dep-1"].maybe_applied
 
 
 async def test_deadline_cancels_in_flight_and_skips_the_rest() -> None:
     """At the deadline no request starts, in-flight calls are cut short and the rest skipped."""
-
-    async def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        if deployment_id != "dep-0":
-            await anyio.sleep(30)
-        return ok(deployment_id)
-
-    vendor = MockVendor(answer)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    stalls(fake, ids(100)[1:], seconds=30)
+    async with fake_client(fake) as client:
         with anyio.fail_after(10):
             report = await client.stop_deployments(ids(100), concurrency=4, deadline=0.3)
     assert len(report) == 100
@@ -244,18 +252,18 @@ async def test_deadline_cancels_in_flight_and_skips_the_rest() -> None:
     )
     assert len(report.skipped) == 100 - 1 - len(cut)
     assert all(isinstance(outcome.error, APITimeoutError) for outcome in report.skipped)
-    assert len(vendor.requests) == 1 + len(cut)
+    assert fake.request_count == 1 + len(cut)
 
 
 async def test_cancelling_the_caller_is_prompt_and_leaves_the_client_usable() -> None:
     """Cancelling a batch is prompt, raises no ExceptionGroup, and the next stop works."""
-    vendor = MockVendor(delay=5.0)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    stalls(fake, ids(100), seconds=5.0)  # "after" is answered at once
+    async with fake_client(fake) as client:
         started = anyio.current_time()
         with anyio.move_on_after(0.05):
             await client.stop_deployments(ids(100), concurrency=8)
         assert anyio.current_time() - started < 1.0
-        vendor.delay = 0.0
         with anyio.fail_after(2):
             assert (await client.stop_deployment("after")).deployment_id == "after"
 
@@ -263,8 +271,9 @@ async def test_cancelling_the_caller_is_prompt_and_leaves_the_client_usable() ->
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_cancelling_the_asyncio_task_raises_cancelled_error() -> None:
     """Cancelling the asyncio task of a batch raises CancelledError, not an ExceptionGroup."""
-    vendor = MockVendor(delay=5.0)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI()
+    stalls(fake, ids(50), seconds=5.0)
+    async with fake_client(fake) as client:
         task = asyncio.ensure_future(client.stop_deployments(ids(50), concurrency=8))
         await asyncio.sleep(0.05)
         task.cancel()
@@ -274,27 +283,23 @@ async def test_cancelling_the_asyncio_task_raises_cancelled_error() -> None:
 
 async def test_breaking_out_of_the_stream_stops_sending() -> None:
     """Leaving the stream early cancels the batch: no more requests go out."""
-    vendor = MockVendor(delay=0.005)
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.005))
+    async with fake_client(fake) as client:
         async with client.stream_stop_deployments(ids(1000), concurrency=4) as outcomes:
             async for _ in outcomes:
                 break
-        sent = len(vendor.requests)
+        sent = fake.request_count
         await anyio.sleep(0.05)
     assert sent <= 4 * 3
-    assert len(vendor.requests) == sent
+    assert fake.request_count == sent
 
 
 async def test_stream_yields_every_outcome_as_it_completes() -> None:
     """The stream yields one outcome per id, fastest first, with live progress."""
-
-    async def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        await anyio.sleep(0.05 if deployment_id == "slow" else 0.0)
-        return ok(deployment_id)
-
-    vendor = MockVendor(answer)
+    fake = FakeVendorAPI()
+    fake.script("slow", [Fault.trickle(interval=0.002)])  # 25 bytes: 50 ms
     async with (
-        vendor.client() as client,
+        fake_client(fake) as client,
         client.stream_stop_deployments(["slow", "a", "b", "c"], concurrency=4) as outcomes,
     ):
         seen = [outcome.deployment_id async for outcome in outcomes]
@@ -311,8 +316,9 @@ async def test_on_outcome_and_progress_count_every_outcome() -> None:
         calls.append(outcome.deployment_id)
 
     progress = BatchProgress()
-    vendor = MockVendor(flaky(0.3, seed=4, dead=frozenset({"dep-1"})))
-    async with vendor.client() as client:
+    fake = FakeVendorAPI(faults=FaultPlan(seed=4, rates={500: 0.3}, latency=BRIEF_LATENCY))
+    always_500(fake, ["dep-1"], attempts=DEFAULT_MAX_ATTEMPTS)
+    async with fake_client(fake) as client:
         report = await client.stop_deployments(
             [*ids(30), "../bad", "dep-2"], on_outcome=on_outcome, progress=progress
         )
@@ -331,14 +337,14 @@ async def test_an_exception_in_on_outcome_propagates_as_itself() -> None:
     def on_outcome(outcome: StopOutcome) -> None:
         raise KeyError(outcome.deployment_id)
 
-    async with MockVendor().client() as client:
+    async with fake_client(FakeVendorAPI()) as client:
         with pytest.raises(KeyError):
             await client.stop_deployments(ids(10), on_outcome=on_outcome)
 
 
 async def test_an_exception_in_the_stream_body_propagates_as_itself() -> None:
     """An exception raised while consuming the stream reaches the caller unwrapped."""
-    async with MockVendor().client() as client:
+    async with fake_client(FakeVendorAPI()) as client:
         with pytest.raises(ValueError, match="stop here"):  # noqa: PT012 - the body is the point
             async with client.stream_stop_deployments(ids(100), concurrency=4) as outcomes:
                 async for _ in outcomes:
@@ -347,14 +353,14 @@ async def test_an_exception_in_the_stream_body_propagates_as_itself() -> None:
 
 async def test_raise_for_failures() -> None:
     """raise_for_failures is silent when all stopped and raises BatchFailedError otherwise."""
-    vendor = MockVendor(flaky(1.0, seed=0))
-    async with vendor.client(retry=RetryPolicy(max_attempts=1)) as client:
+    fake = FakeVendorAPI(faults=FaultPlan(rates={500: 1.0}))
+    async with fake_client(fake, retry=RetryPolicy(max_attempts=1)) as client:
         report = await client.stop_deployments(["x", "y"])
     with pytest.raises(BatchFailedError, match="2 of 2") as raised:
         report.raise_for_failures()
     assert raised.value.report is report
     assert isinstance(report["x"].error, ServerError)
-    async with MockVendor().client() as client:
+    async with fake_client(FakeVendorAPI()) as client:
         (await client.stop_deployments(["x"])).raise_for_failures()
 
 
@@ -362,7 +368,6 @@ async def test_raise_for_failures() -> None:
     "kwargs",
     [
         {"concurrency": 0},
-        {"concurrency": 33},
         {"concurrency": True},
         {"deadline": 0},
         {"deadline": float("nan")},
@@ -370,17 +375,17 @@ async def test_raise_for_failures() -> None:
 )
 async def test_bad_batch_arguments_raise_before_io(kwargs: dict[str, object]) -> None:
     """Bad concurrency or deadline is an InvalidRequestError and nothing is sent."""
-    vendor = MockVendor()
-    async with vendor.client(max_concurrency=32) as client:
+    fake = FakeVendorAPI()
+    async with fake_client(fake, max_concurrency=32) as client:
         with pytest.raises(InvalidRequestError):
             await client.stop_deployments(["a"], **kwargs)  # type: ignore[arg-type]
-    assert vendor.requests == []
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize("bad", ["dep-1", b"dep-1", 42])
 async def test_ids_must_be_an_iterable_of_ids(bad: object) -> None:
     """A single string, bytes or a non-iterable is refused before any I/O."""
-    async with MockVendor().client() as client:
+    async with fake_client(FakeVendorAPI()) as client:
         with pytest.raises(InvalidRequestError, match="iterable"):
             await client.stop_deployments(bad)  # type: ignore[arg-type]
 
@@ -390,31 +395,48 @@ class TestRetryBudget:
 
     async def test_dead_backend_sees_few_retries(self) -> None:
         """1,000 ids against all-500 with max_attempts=4: at most 1,300 requests, not 4,000."""
-        vendor = MockVendor(flaky(1.0, seed=1))
-        async with vendor.client(retry=RetryPolicy(max_attempts=4, initial_delay=0.0)) as client:
+        fake = FakeVendorAPI(
+            faults=FaultPlan(seed=1, rates={500: 1.0}, latency=BRIEF_LATENCY), record=False
+        )
+        async with fake_client(
+            fake, retry=RetryPolicy(max_attempts=4, initial_delay=0.0)
+        ) as client:
             report = await client.stop_deployments(ids(1000))
         assert len(report.failed) == 1000
-        assert len(vendor.requests) <= 1300
+        assert fake.request_count <= 1300
 
     async def test_random_failures_all_end_stopped(self) -> None:
         """1,000 ids with 20% random 500s and max_attempts=8: all end stopped."""
-        vendor = MockVendor(flaky(0.2, seed=2))
-        async with vendor.client(retry=RetryPolicy(max_attempts=8, initial_delay=0.0)) as client:
+        fake = FakeVendorAPI(
+            faults=FaultPlan(seed=2, rates={500: 0.2}, latency=BRIEF_LATENCY), record=False
+        )
+        async with fake_client(
+            fake, retry=RetryPolicy(max_attempts=8, initial_delay=0.0)
+        ) as client:
             report = await client.stop_deployments(ids(1000))
         assert len(report.stopped) == 1000
 
     async def test_dead_ids_do_not_starve_the_healthy_fleet(self) -> None:
         """20 always-failing ids among 1,000 with 20% random 500s: the 980 others all stop."""
         dead = frozenset(ids(20))  # first in line: the worst case for a draining budget
-        vendor = MockVendor(flaky(0.2, seed=3, dead=dead))
-        async with vendor.client(retry=RetryPolicy(max_attempts=8, initial_delay=0.0)) as client:
+        fake = FakeVendorAPI(
+            faults=FaultPlan(seed=3, rates={500: 0.2}, latency=BRIEF_LATENCY), record=False
+        )
+        always_500(fake, dead, attempts=8)
+        async with fake_client(
+            fake, retry=RetryPolicy(max_attempts=8, initial_delay=0.0)
+        ) as client:
             report = await client.stop_deployments(ids(1000))
         assert {outcome.deployment_id for outcome in report.failed} == dead
         assert len(report.stopped) == 980
 
 
 class ServerRateLimit:
-    """A server-side token bucket: `per_second` with `burst`, answering 429 with Retry-After."""
+    """A server-side token bucket: `per_second` with `burst`, answering 429 with Retry-After.
+
+    No test here uses it: the tests meet the same bucket in ``FakeVendorAPI(rate_limit=...)``.
+    It stays, with ``ids``, because ``tests/benchmarks/budget.py`` imports both from here.
+    """
 
     def __init__(self, per_second: float, burst: int) -> None:
         self.per_second, self.burst = per_second, burst
@@ -427,7 +449,7 @@ class ServerRateLimit:
         self.last = now
         if self.tokens >= 1:
             self.tokens -= 1
-            return ok(deployment_id)
+            return httpx.Response(200, json={"deployment_id": deployment_id})
         wait = (1 - self.tokens) / self.per_second
         return httpx.Response(429, headers={"Retry-After": str(math.ceil(wait))})
 
@@ -435,27 +457,23 @@ class ServerRateLimit:
 @pytest.mark.slow
 async def test_pacing_recovers_from_a_server_rate_limit() -> None:
     """Against 100 req/s (burst 10), 600 ids at concurrency 32 all stop with <= 15% answered 429."""
-    vendor = MockVendor(ServerRateLimit(100, 10).answer, delay=0.005)
+    fake = FakeVendorAPI(rate_limit=(100, 10), faults=FaultPlan(latency=0.005), record=False)
     retry = RetryPolicy(max_attempts=8)
-    async with vendor.client(retry=retry, max_concurrency=32) as client:
+    async with fake_client(fake, retry=retry, max_concurrency=32) as client:
         report = await client.stop_deployments(ids(600), concurrency=32)
     assert len(report.stopped) == 600
-    assert vendor.statuses[429] <= 0.15 * len(vendor.requests)
+    assert fake.status_counts[429] <= 0.15 * fake.request_count
 
 
 async def test_progress_counts_requests_and_429s_as_they_happen() -> None:
     """BatchProgress counts every request sent and every 429 answered, live."""
-
-    def answer(deployment_id: str, attempt: int) -> httpx.Response:
-        if attempt == 1 and deployment_id in {"dep-1", "dep-2"}:
-            return httpx.Response(429, headers={"Retry-After": "0"})
-        return ok(deployment_id)
-
-    vendor = MockVendor(answer)
+    fake = FakeVendorAPI(faults=FaultPlan(latency=BRIEF_LATENCY))
+    for deployment_id in ("dep-1", "dep-2"):
+        fake.script(deployment_id, [Fault.status(429, retry_after=0)])
     progress = BatchProgress()
-    async with vendor.client() as client:
+    async with fake_client(fake) as client:
         await client.stop_deployments(ids(10), progress=progress)
-    assert progress.requests == len(vendor.requests) == 12
+    assert progress.requests == fake.request_count == 12
     assert progress.throttled == 2
 
 
@@ -467,7 +485,7 @@ async def test_cancelling_waits_for_no_slow_async_input() -> None:
         await anyio.sleep(30)
         yield "dep-1"
 
-    async with MockVendor().client() as client:
+    async with fake_client(FakeVendorAPI()) as client:
         with anyio.fail_after(5):
             async with client.stream_stop_deployments(slow_ids()) as outcomes:
                 async for outcome in outcomes:
@@ -477,26 +495,29 @@ async def test_cancelling_waits_for_no_slow_async_input() -> None:
 
 async def test_a_closed_client_refuses_a_batch() -> None:
     """A batch on a closed client raises RuntimeError at once (not an ExceptionGroup)."""
-    client = MockVendor().client()
+    client = fake_client(FakeVendorAPI())
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.stop_deployments(["dep-1"])
 
 
 async def test_a_foreign_exception_fails_only_its_id_and_logs_no_secret(
+    vendor: respx.Router,
+    client: AsyncVendorClient,
+    api_key: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An exception that is not ours fails that id only; its log record hides the key."""
 
-    def answer(deployment_id: str, attempt: int) -> httpx.Response:
+    def answer(request: httpx.Request, deployment_id: str) -> httpx.Response:
         if deployment_id == "dep-1":
-            raise RuntimeError(f"transport broke while sending X-API-Key: {API_KEY}")
-        return ok(deployment_id)
+            raise RuntimeError(f"transport broke while sending X-API-Key: {api_key}")
+        return httpx.Response(200, json={"deployment_id": deployment_id})
 
+    vendor.post(path__regex=ANY_STOP).mock(side_effect=answer)
     caplog.set_level(logging.DEBUG, logger="hiveon_async")
-    async with MockVendor(answer).client() as client:
-        report = await client.stop_deployments(ids(3))
+    report = await client.stop_deployments(ids(3))
     assert [outcome.status for outcome in report] == [STOPPED, FAILED, STOPPED]
     assert type(report["dep-1"].error) is HiveonError
     assert "unexpected error" in caplog.text
-    assert API_KEY not in caplog.text
+    assert api_key not in caplog.text

@@ -21,9 +21,8 @@ import anyio
 import pytest
 
 from hiveon_async import AsyncVendorClient, RateLimit, RetryPolicy
-from hiveon_async.testing import FakeVendorAPI, FaultPlan
-
-from ._raw_server import RawServer, response_head
+from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
+from tests.doubles import RawServer, response_head
 
 pytestmark = [pytest.mark.anyio, pytest.mark.socket]
 
@@ -131,7 +130,9 @@ async def test_a_connection_the_server_closed_is_closed_here_too(
 
     The lean pool used to drop such a connection from its stack without closing
     it: its socket stayed open until the garbage collector found it (a
-    ResourceWarning, and a file descriptor held meanwhile).
+    ResourceWarning, and a file descriptor held meanwhile). The server is raw:
+    it answers as if the connection stayed open, then closes it, which the
+    fake never does.
     """
     if pool == "aiohttp" and anyio_backend != "asyncio":
         pytest.skip("aiohttp's pool runs on asyncio only")
@@ -162,24 +163,17 @@ async def test_a_connection_the_server_closed_is_closed_here_too(
 
 async def test_cancelling_a_call_mid_body_closes_its_connection(anyio_backend: str) -> None:
     """A call cancelled while the body trickles in leaves no connection and no warning behind."""
-    head = response_head(200, "Content-Length: 1000")
-
-    async def trickle(stream: anyio.abc.SocketStream) -> None:
-        await stream.send(head)
-        for _ in range(1000):
-            await stream.send(b" ")
-            await anyio.sleep(0.01)
-
-    server = RawServer(trickle)
+    fake = FakeVendorAPI()
+    fake.script("dep-1", [Fault.trickle(interval=0.04)])  # 25 bytes: a second in all
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
-        async with server.serve() as base_url:
-            client = raw_client(base_url, speedups=False)
+        async with fake.serve() as base_url:
+            client = fake.client(base_url=base_url, transport=None, speedups=False)
             async with client:
                 with anyio.move_on_after(0.1):
                     await client.stop_deployment("dep-1")
             with anyio.fail_after(5):
-                while server.open_connections:  # noqa: ASYNC110 - a counter, no event
+                while fake.open_connections:  # noqa: ASYNC110 - a counter, no event
                     await anyio.sleep(0.005)
         gc.collect()
 

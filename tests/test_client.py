@@ -13,8 +13,8 @@ import pytest
 import respx
 
 from hiveon_async import APIStatusError, AsyncVendorClient, RetryPolicy, StopResult
-
-from .conftest import VENDOR_URL, Waits, stop_error
+from tests.conftest import Waits, stop_error
+from tests.doubles import VENDOR_URL
 
 pytestmark = pytest.mark.anyio
 

@@ -24,8 +24,7 @@ from hiveon_async import (
     RetryPolicy,
     ServerError,
 )
-
-from .conftest import Waits, stop_error
+from tests.conftest import Waits, stop_error
 
 pytestmark = pytest.mark.anyio
 

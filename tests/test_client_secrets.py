@@ -12,8 +12,7 @@ import pytest
 import respx
 
 from hiveon_async import AsyncVendorClient, HiveonError, StopResult
-
-from .conftest import stop_error
+from tests.conftest import stop_error
 
 pytestmark = pytest.mark.anyio
 

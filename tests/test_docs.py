@@ -5,7 +5,7 @@ each test below imports one example and runs it, on asyncio and trio, against a
 :class:`~hiveon_async.testing.FakeVendorAPI`. The examples are the real
 programs a reader would run: they build ``AsyncVendorClient()`` from
 ``$HIVEON_API_KEY`` and ``$CLORE_API_KEY`` for ``https://api.hiveon.ai``, so the
-``vendor`` fixture sets those variables and routes that host to the fake's
+``fake_in_env`` fixture sets those variables and routes that host to the fake's
 loopback socket, named by ``$HIVEON_BASE_URL`` as a user would.
 """
 
@@ -34,12 +34,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hiveon_async
 from hiveon_async import AsyncVendorClient, BatchReport, RetryPolicy
-from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan, set_testing
+from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
+from tests.doubles import served_vendor
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
-#: Examples run by another test module (tests/test_fake_docs.py runs the testing guide's).
+#: Examples another module runs: tests/testing/test_guide_example.py runs the testing guide's.
 RUN_ELSEWHERE = {"test_with_fake"}
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,20 +73,20 @@ def expected_output(name: str) -> str:
 
 
 @pytest.fixture
-def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeVendorAPI]]:
+def fake_in_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeVendorAPI]]:
     """Serve a FakeVendorAPI on a loopback socket as ``$HIVEON_BASE_URL``; call with its arguments.
 
     The examples build ``AsyncVendorClient()`` with no arguments, as a user's
-    program does; the environment points it at the fake.
+    program does; the environment points it at the fake. Retries wait zero seconds.
     """
-    with set_testing(True), contextlib.ExitStack() as servers:  # retries wait zero seconds
+    with contextlib.ExitStack() as servers:
 
         def install(**options: Any) -> FakeVendorAPI:
-            fake = FakeVendorAPI(**options)
-            monkeypatch.setenv("HIVEON_BASE_URL", servers.enter_context(fake.serve_in_thread()))
-            monkeypatch.setenv("HIVEON_API_KEY", fake.api_key)
-            monkeypatch.setenv("CLORE_API_KEY", fake.clore_api_key)
-            return fake
+            served = servers.enter_context(served_vendor(**options))
+            monkeypatch.setenv("HIVEON_BASE_URL", served.url)
+            monkeypatch.setenv("HIVEON_API_KEY", served.api_key)
+            monkeypatch.setenv("CLORE_API_KEY", served.clore_api_key)
+            return served.fake
 
         yield install
 
@@ -171,10 +172,10 @@ def test_docstring_examples(name: str) -> None:
 @runs("quickstart_stop")
 @pytest.mark.anyio
 async def test_quickstart_stop(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first stop sends one request and prints what the page shows."""
-    fake = vendor()
+    fake = fake_in_env()
     await load_example("quickstart_stop").main()
     assert capsys.readouterr().out == expected_output("quickstart_stop")
     assert fake.stopped == {"a1b2c3d4-5678-90ef-ghij-klmnopqrstuv"}
@@ -184,10 +185,10 @@ async def test_quickstart_stop(
 @runs("quickstart_batch")
 @pytest.mark.anyio
 async def test_quickstart_batch(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The first batch stops each unique id once and prints what the page shows."""
-    fake = vendor()
+    fake = fake_in_env()
     await load_example("quickstart_batch").main()
     assert capsys.readouterr().out == expected_output("quickstart_batch")
     assert fake.attempts == {"dep-1": 1, "dep-2": 1, "dep-3": 1}
@@ -196,10 +197,10 @@ async def test_quickstart_batch(
 @runs("errors")
 @pytest.mark.anyio
 async def test_errors(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each branch of the error example meets the failure it is written for."""
-    fake = vendor(deployments=["dep-ok"])
+    fake = fake_in_env(deployments=["dep-ok"])
     fake.script("dep-locked", [403])
     fake.script("dep-busy", [Fault.status(429, retry_after=120)])
     fake.script("dep-down", [503] * 4)
@@ -212,12 +213,12 @@ async def test_errors(
 @runs("bulk_report")
 @pytest.mark.anyio
 async def test_bulk_report(
-    vendor: Callable[..., FakeVendorAPI],
+    fake_in_env: Callable[..., FakeVendorAPI],
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
     """The file-driven batch accounts for every id and reports failures on stderr."""
-    fake = vendor(deployments=[f"dep-{n}" for n in range(100)])
+    fake = fake_in_env(deployments=[f"dep-{n}" for n in range(100)])
     fake.script("dep-7", [500] * 4)
     ids = [f"dep-{n}" for n in range(100)] + ["", "dep-3", "not a valid id", "dep-404"]
     path = tmp_path / "ids.txt"
@@ -246,10 +247,10 @@ async def test_bulk_report(
 @runs("bulk_stream")
 @pytest.mark.anyio
 async def test_bulk_stream(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The stream prints one JSON line per id as it completes."""
-    fake = vendor()
+    fake = fake_in_env()
     await load_example("bulk_stream").main()
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 200
@@ -260,10 +261,10 @@ async def test_bulk_stream(
 @runs("bulk_stream")
 @pytest.mark.anyio
 async def test_bulk_stream_gives_up(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Breaking out of the stream after ten failures stops sending."""
-    fake = vendor(deployments=["dep-0-0"])  # every other id answers 404
+    fake = fake_in_env(deployments=["dep-0-0"])  # every other id answers 404
     await load_example("bulk_stream").main(max_failures=10)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[-1]["gave_up_after"] >= 10
@@ -274,10 +275,10 @@ async def test_bulk_stream_gives_up(
 @runs("tuning")
 @pytest.mark.anyio
 async def test_tuning_stays_under_the_quota(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A client paced just under the vendor's quota is never throttled."""
-    fake = vendor(rate_limit=(20, 10))
+    fake = fake_in_env(rate_limit=(20, 10))
     started = time.monotonic()
     await load_example("tuning").main()
     elapsed = time.monotonic() - started
@@ -289,10 +290,10 @@ async def test_tuning_stays_under_the_quota(
 @runs("own_http_client")
 @pytest.mark.anyio
 async def test_own_http_client(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The user's httpx client sends the request, with its headers, and stays open."""
-    fake = vendor()
+    fake = fake_in_env()
     await load_example("own_http_client").main()
     assert capsys.readouterr().out == "stopped dep-1\nstill yours: closed=False\n"
     assert fake.requests[0].headers["x-team"] == "platform"
@@ -370,6 +371,7 @@ def _examples_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let tests import an example by its module name, as the page shows."""
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.delitem(sys.modules, "web_backend", raising=False)
+    monkeypatch.delitem(sys.modules, "fastapi_backend", raising=False)
 
 
 @runs("web_backend")
@@ -459,9 +461,9 @@ def test_web_backend_production_client_needs_both_keys(monkeypatch: pytest.Monke
 
 @runs("bulk_resume")
 @pytest.mark.anyio
-async def test_bulk_resume(vendor: Callable[..., FakeVendorAPI], tmp_path: Path) -> None:
+async def test_bulk_resume(fake_in_env: Callable[..., FakeVendorAPI], tmp_path: Path) -> None:
     """A second run with the same journal sends only the ids not yet stopped."""
-    fake = vendor()
+    fake = fake_in_env()
     fake.script("dep-3", [500] * 4)
     ids = [f"dep-{n}" for n in range(10)]
     journal = tmp_path / "journal.jsonl"
@@ -483,13 +485,57 @@ async def test_bulk_resume(vendor: Callable[..., FakeVendorAPI], tmp_path: Path)
 
 
 def test_readme_example_runs(
-    vendor: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The README's example runs as printed and says what it did."""
     [(_, body)] = list(_python_fences(ROOT / "README.md"))
-    fake = vendor()
+    fake = fake_in_env()
     exec(compile("\n".join(body), "README.md", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out == (
         "stopped a1b2c3d4-5678-90ef-ghij-klmnopqrstuv\n3 stopped, 0 failed\n"
     )
     assert fake.stopped == {"a1b2c3d4-5678-90ef-ghij-klmnopqrstuv", "dep-1", "dep-2", "dep-3"}
+
+
+@runs("fastapi_backend")
+@pytest.mark.anyio
+async def test_fastapi_backend(fake_vendor_api: FakeVendorAPI) -> None:
+    """The FastAPI app shares one client, stops one or many ids, and maps errors to statuses."""
+    from fastapi_backend import create_app  # docs/examples/fastapi_backend.py
+
+    fake_vendor_api.script("dep-down", [503] * 4)
+    fake_vendor_api.script("dep-busy", [Fault.status(429, retry_after=90)])
+    app = create_app(new_client=fake_vendor_api.client)
+
+    async with running(app) as http:
+        response = await http.post("/stop/dep-1")
+        assert response.status_code == 200
+        assert response.json() == {"deployment_id": "dep-1", "status": "stopped"}
+
+        response = await http.post("/stop/not..valid!")
+        assert response.status_code == 422  # refused before any request was sent
+
+        response = await http.post("/stop/dep-down")
+        assert response.status_code == 502  # 503 four times: the retries ran out
+
+        response = await http.post("/stop/dep-busy")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "90"
+
+        response = await http.post("/stop", json={"deployment_ids": []})
+        assert response.status_code == 422  # pydantic refuses the body
+
+        response = await http.post("/stop", json={"deployment_ids": ["dep-2", "dep-3", "dep-2"]})
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["stopped"], body["failed"], body["skipped"]) == (2, 0, 0)
+        assert [item["deployment_id"] for item in body["outcomes"]] == ["dep-2", "dep-3"]
+
+    assert fake_vendor_api.stopped == {"dep-1", "dep-2", "dep-3"}
+    assert fake_vendor_api.attempts == {
+        "dep-1": 1,
+        "dep-down": 4,
+        "dep-busy": 1,
+        "dep-2": 1,
+        "dep-3": 1,
+    }

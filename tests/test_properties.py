@@ -42,8 +42,8 @@ from hiveon_async import (
 from hiveon_async._clock import Clock
 from hiveon_async.testing import FakeVendorAPI
 from hiveon_async.testing._fake import parse_deployment_id
-
-from .conftest import Waits
+from tests.conftest import Waits
+from tests.doubles import Capture
 
 pytestmark = pytest.mark.usefixtures("instant_retries")
 
@@ -64,28 +64,6 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
 #: Text that can be sent as UTF-8.
 UTF8_TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
-
-
-class Capture(httpx.AsyncBaseTransport):
-    """Records every request, then hands it to ``inner`` (the fake) or answers ``answer``."""
-
-    def __init__(
-        self,
-        inner: httpx.AsyncBaseTransport | None = None,
-        answer: Callable[[httpx.Request], httpx.Response] | None = None,
-    ) -> None:
-        self.inner = inner
-        self.answer = answer
-        self.requests: list[httpx.Request] = []
-        self.bodies: list[bytes] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.bodies.append(await request.aread())
-        self.requests.append(request)
-        if self.inner is not None:
-            return await self.inner.handle_async_request(request)
-        assert self.answer is not None
-        return self.answer(request)
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:

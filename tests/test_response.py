@@ -25,8 +25,7 @@ from hiveon_async import (
 )
 from hiveon_async._config import MAX_ERROR_BODY_CHARS, MAX_RESPONSE_BYTES
 from hiveon_async._response import parse_retry_after
-
-from .conftest import stop_error
+from tests.conftest import stop_error
 
 NOW = 1_000_000_000.0  # Sun, 09 Sep 2001 01:46:40 GMT
 

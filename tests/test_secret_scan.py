@@ -38,9 +38,8 @@ from hiveon_async import (
     StopResult,
 )
 from hiveon_async.testing import FakeVendorAPI
-
-from ._raw_server import RawServer, response_head
-from ._secrets import assert_no_secret, exception_texts, log_texts
+from tests._secrets import assert_no_secret, exception_texts, log_texts
+from tests.doubles import RawServer, response_head
 
 pytestmark = [pytest.mark.anyio, pytest.mark.socket, pytest.mark.usefixtures("instant_retries")]
 

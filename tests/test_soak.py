@@ -15,8 +15,8 @@ import pytest
 
 from hiveon_async import AsyncVendorClient, HiveonError, RateLimit, RetryPolicy
 from hiveon_async.testing import Fault
-
-from ._soak import RUNNERS, LagMonitor, SoakSettings, TrackingFake, busiest_excess, run_soak
+from tests._soak import RUNNERS, LagMonitor, SoakSettings, busiest_excess, run_soak
+from tests.doubles import TrackingFake
 
 pytestmark = pytest.mark.anyio
 

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 #: Ids one bulk request may carry. More belongs in a job queue, not in an HTTP request.
 MAX_BULK_IDS = 1000
-#: Requests in flight for one bulk request.
+#: Requests in flight for one bulk request, at most. The client's max_concurrency
+#: bounds all requests of the process together, single stops and bulk ones alike.
 BULK_CONCURRENCY = 16
 #: Seconds a bulk request may run: under your proxy's timeout. Ids not sent by then
 #: come back "skipped".
@@ -102,7 +103,10 @@ def create_app(new_client: Callable[[], AsyncVendorClient] = vendor_client) -> F
     @app.post("/stop")
     async def stop_many(body: BulkStop, client: Vendor) -> BulkAnswer:
         report = await client.stop_deployments(
-            body.deployment_ids, concurrency=BULK_CONCURRENCY, deadline=BULK_DEADLINE
+            body.deployment_ids,
+            # One caller's bulk request must not crowd out everyone else's.
+            concurrency=min(BULK_CONCURRENCY, client.max_concurrency),
+            deadline=BULK_DEADLINE,
         )
         return BulkAnswer(
             stopped=len(report.stopped),

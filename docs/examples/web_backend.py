@@ -97,7 +97,9 @@ async def stop_many(request: Request) -> JSONResponse:
     vendor: AsyncVendorClient = request.state.vendor
     report = await vendor.stop_deployments(
         ids,
-        concurrency=BULK_CONCURRENCY,
+        # A batch may ask for more than max_concurrency (the client then grows its slots),
+        # but one caller's bulk request must not crowd out everyone else's.
+        concurrency=min(BULK_CONCURRENCY, vendor.max_concurrency),
         deadline=BULK_DEADLINE,
     )
     return JSONResponse(

@@ -1,4 +1,4 @@
-"""The retry-budget and 429 figures of issue 3, in-process: ``python -m tests.benchmarks.budget``.
+"""The retry-budget and 429 figures, in-process: ``python -m tests.benchmarks.budget``.
 
 The same cases as the assertions in tests/test_batch.py (TestRetryBudget and
 test_pacing_recovers_from_a_server_rate_limit), printed with their counts:

@@ -92,7 +92,7 @@ async def _ours(job: Job, stopwatch: Stopwatch, *, speedups: bool | None) -> tup
         with stopwatch:
             batch = await client.stop_deployments(job.ids, concurrency=job.concurrency)
         # Which pool really sent (private, read for the record only).
-        pool = getattr(getattr(client, "_wire", None), "pool", None)
+        pool = getattr(getattr(client, "_engine", None), "pool", None)
     return len(batch.stopped), pool
 
 

@@ -13,14 +13,14 @@ pulling ids from one shared iterator:
 - ``bare``: the least a correct caller must do per id with the same transport:
   build the ``httpx.Request`` (same URL, headers, body, timeout extension as
   our client), send it, read and close the response, check the status and
-  that the JSON answer names the id. This is the baseline of the target.
+  that the JSON answer names the id. This is the baseline.
 - ``bare-lean``: ``bare``, but the body is read straight from the response
   stream, as the client's capped read does, instead of through httpx's
   ``aread()`` and its decoders. For information: against it, ``call`` shows
   the client's bookkeeping alone, without the cheaper read to offset it.
 - ``call``: ``await client.stop_deployment(id)`` in the same workers: ``bare``
   plus validation, the retry loop, the rate limiter and slots, the per-attempt
-  timeout, typed results. ``call / bare - 1`` is the overhead the target bounds.
+  timeout, typed results. ``call / bare - 1`` is the client's overhead.
 - ``batch``: ``client.stop_deployments(ids)``: ``call`` plus the batch's
   bookkeeping (one outcome per id, the report); for information.
 

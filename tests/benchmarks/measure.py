@@ -43,7 +43,7 @@ LAZY_MODULES = (
     "anyio._backends._trio",
     "httpcore._backends.anyio",
     "httpcore._backends.trio",
-    "hiveon_async._aiohttp",
+    "hiveon_async._transport._aiohttp",
     "trio",
 )
 

@@ -1,4 +1,8 @@
-"""The results as Markdown tables: printed by the harness, pasted into docs/benchmarks.md."""
+"""The results as Markdown tables: printed by the harness, pasted into docs/benchmarks.md.
+
+The performance checks (``targets.py``) are not part of them: the harness prints those
+on their own, for developers.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from .contenders import CONTENDERS
 from .inprocess import MODES
 from .measure import Run
 from .summary import Cell, Key
-from .targets import Check, signed_percent
+from .targets import signed_percent
 
-__all__ = ["markdown_report"]
+__all__ = ["SERVER_BOUND", "markdown_report", "markdown_table"]
 
 #: Throughput ratios shown per latency and concurrency: (numerator, denominator).
 RATIOS = (
@@ -40,7 +44,8 @@ def _label(name: str) -> str:
     return contender.label if contender else name
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table, one line per row."""
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
     return lines
@@ -68,7 +73,7 @@ SERVER_BOUND = 0.85
 
 
 def _usual_n(cells: Mapping[Key, Cell]) -> int | None:
-    """The stops per run of most socket cells (the latency target's cell may differ)."""
+    """The stops per run of most socket cells (the latency check's cell may differ)."""
     counts = [cell.n for cell in cells.values() if cell.suite == "socket"]
     return statistics.mode(counts) if counts else None
 
@@ -102,7 +107,7 @@ def throughput_table(cells: Mapping[Key, Cell]) -> list[str]:
                 texts = [_cell_text(cell, usual_n) for cell in row]
                 rows.append([_ms(latency), _label(name), *texts])
     header = ["latency", "client", *(f"c={concurrency}" for concurrency in concurrencies)]
-    lines = _table(header, rows)
+    lines = markdown_table(header, rows)
     if any("†" in text for row in rows for text in row):
         lines += [
             "",
@@ -136,7 +141,7 @@ def ratio_table(cells: Mapping[Key, Cell]) -> list[str]:
             if any(text != "-" for text in texts):
                 rows.append([_ms(latency), f"{_label(mine)} / {_label(theirs)}", *texts])
     header = ["latency", "throughput ratio", *(f"c={c}" for c in concurrencies)]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def server_table(cells: Mapping[Key, Cell]) -> list[str]:
@@ -155,7 +160,7 @@ def server_table(cells: Mapping[Key, Cell]) -> list[str]:
             if any(text != "-" for text in texts):
                 rows.append([_ms(latency), _label(name), *texts])
     header = ["latency", "client", *(f"c={c}" for c in concurrencies)]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def server_cost_lines(runs: Sequence[Run]) -> list[str]:
@@ -207,7 +212,7 @@ def overhead_table(cells: Mapping[Key, Cell]) -> list[str]:
                 f"{cell.stops_per_s:,.0f}/s",
             ]
         )
-    return _table(["mode", "what it does", "CPU per stop", "vs bare", "stops/s"], rows)
+    return markdown_table(["mode", "what it does", "CPU per stop", "vs bare", "stops/s"], rows)
 
 
 def stream_table(cells: Mapping[Key, Cell]) -> list[str]:
@@ -225,15 +230,7 @@ def stream_table(cells: Mapping[Key, Cell]) -> list[str]:
         if cell.suite == "stream"
     ]
     header = ["ids", "peak RSS", "RSS before", "RSS after", "stops/s", "CPU per stop"]
-    return _table(header, rows)
-
-
-def targets_table(checks: Sequence[Check]) -> list[str]:
-    """One row per target."""
-    return _table(
-        ["target", "measured", "result"],
-        [[check.target, check.measured, f"**{check.verdict}**"] for check in checks],
-    )
+    return markdown_table(header, rows)
 
 
 def noise_lines(cells: Mapping[Key, Cell], loads: Sequence[float]) -> list[str]:
@@ -270,14 +267,13 @@ def noise_lines(cells: Mapping[Key, Cell], loads: Sequence[float]) -> list[str]:
 
 def markdown_report(
     cells: Mapping[Key, Cell],
-    checks: Sequence[Check],
     *,
     runs: Sequence[Run],
     machine: Mapping[str, Any],
     settings: Mapping[str, Any],
     loads: Sequence[float],
 ) -> str:
-    """The whole report: machine, command, tables, targets and noise."""
+    """The whole report: machine, command, tables and noise."""
     lines = [
         "## Machine",
         "",
@@ -308,10 +304,6 @@ def markdown_report(
         "## Stream form memory, in-process",
         "",
         *stream_table(cells),
-        "",
-        "## Targets",
-        "",
-        *targets_table(checks),
         "",
         "## Noise",
         "",

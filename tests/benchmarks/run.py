@@ -1,4 +1,4 @@
-"""The benchmark harness of issue 6: ``nox -s bench`` or ``python -m tests.benchmarks.run``.
+"""The benchmark harness: ``nox -s bench`` or ``python -m tests.benchmarks.run``.
 
 It starts the FakeVendorAPI socket server in a process of its own, one per
 latency, then runs every contender in a fresh process of its own, alternating
@@ -6,12 +6,13 @@ them (the order rotates each round) and repeating for ``--rounds`` rounds. It
 measures the server's CPU during every run (Linux ``/proc``), runs the
 in-process measurements (per-call overhead, stream memory), and writes:
 
-- ``build/bench/results.json``: the machine, the settings, every run, the medians, the targets;
-- ``build/bench/results.md``: the tables, ready for ``docs/benchmarks.md``;
+- ``build/bench/results.json``: the machine, the settings, every run, the medians, the checks;
+- ``build/bench/results.md``: the tables, ready for ``docs/benchmarks.md`` (no checks);
 - ``build/bench/throughput.svg``: the chart (``--chart docs/benchmarks-throughput.svg``
   also writes it there).
 
-It prints PASS or FAIL per target and exits 1 when one of the issue's targets fails.
+It also prints the project's performance checks (``targets.py``), PASS or FAIL, as a
+development aid, and exits 1 when one of them fails.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ CHART_SERIES = (
     ("aiohttp", "#2ca02c", False),
     ("httpx", "#d62728", False),
 )
-#: Who runs at the latency target's extra concurrency (``--full``: everyone).
-LATENCY_TARGET_CONTENDERS = ("ours", "ours-httpcore", "aiohttp")
+#: Who runs at the latency check's extra concurrency (``--full``: everyone).
+LATENCY_CHECK_CONTENDERS = ("ours", "ours-httpcore", "aiohttp")
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--latency-rounds",
         type=int,
         default=1,
-        help="rounds of the runs with latency, except the latency target's cell, which gets "
+        help="rounds of the runs with latency, except the latency check's cell, which gets "
         "--rounds (1: they are mostly latency-bound; the slow ones take half the time)",
     )
     parser.add_argument(
         "--latency-n",
         type=int,
         default=20_000,
-        help="stops per run in the latency target's cell, c=100 at 50 ms (20000: about 10 s, "
+        help="stops per run in the latency check's cell, c=100 at 50 ms (20000: about 10 s, "
         "so that the rate is the steady state's, not the cold start's)",
     )
     parser.add_argument("--concurrency", type=_csv(int), default=[16, 64, 256], help="16,64,256")
@@ -166,7 +167,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--from-json",
         type=Path,
-        help="run nothing: redo the tables, targets and chart from a results.json written "
+        help="run nothing: redo the tables, checks and chart from a results.json written "
         "earlier (its options win over the command line's)",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per child run")
@@ -202,7 +203,7 @@ def _socket_cells(args: argparse.Namespace) -> list[tuple[float, int, list[str]]
                 if args.full
                 or (
                     (latency == 0 or CONTENDERS[name].backend == "asyncio")
-                    and (concurrency in args.concurrency or name in LATENCY_TARGET_CONTENDERS)
+                    and (concurrency in args.concurrency or name in LATENCY_CHECK_CONTENDERS)
                 )
             ]
             if names:
@@ -217,12 +218,12 @@ def schedule(args: argparse.Namespace) -> list[list[Task]]:
         tasks = []
         if not args.skip_socket:
             for latency, concurrency, names in _socket_cells(args):
-                target_cell = (
+                check_cell = (
                     abs(latency - LATENCY_SECONDS) < 1e-9 and concurrency == LATENCY_CONCURRENCY
                 )
-                if latency and index >= args.latency_rounds and not target_cell:
+                if latency and index >= args.latency_rounds and not check_cell:
                     continue
-                n = args.latency_n if target_cell else args.n
+                n = args.latency_n if check_cell else args.n
                 shift = index % len(names)
                 for name in names[shift:] + names[:shift]:
                     tasks.append(Task("socket", name, latency, concurrency, n))
@@ -243,8 +244,14 @@ def _child_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key.lower() not in proxies}
 
 
-def run_task(task: Task, round_index: int, server: ServerProcess | None, timeout: float) -> Run:
-    """Run one task in a fresh process and record it."""
+def run_task(
+    task: Task, round_index: int, server: ServerProcess | None, timeout: float, cwd: Path = ROOT
+) -> Run:
+    """Run one task in a fresh process and record it.
+
+    ``cwd`` is the checkout whose code the child runs: ``python -m`` puts it first on
+    ``sys.path``, so both ``tests.benchmarks`` and ``hiveon_async`` come from it.
+    """
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     before = server.cpu_seconds() if server else None
     try:
@@ -253,7 +260,7 @@ def run_task(task: Task, round_index: int, server: ServerProcess | None, timeout
             capture_output=True,
             text=True,
             timeout=timeout,
-            cwd=ROOT,
+            cwd=cwd,
             env=_child_env(),
             check=False,
         )
@@ -406,7 +413,7 @@ def _settings(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str,
         "server": f"{args.server} (see tests/benchmarks/server.py), one process per latency",
         "stops per socket run": f"{args.n:,}",
         "rounds": f"{args.rounds} ({args.latency_rounds} for runs with latency, except the "
-        "latency target's cell)",
+        "latency check's cell)",
         "concurrency": ", ".join(map(str, args.concurrency)),
         "latencies": ", ".join(f"{latency * 1000:g} ms" for latency in args.latencies),
         "overhead runs": f"{args.overhead_n:,} stops at c={args.overhead_concurrency}",
@@ -435,7 +442,7 @@ def _load(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks; return 1 when one of the issue's targets fails."""
+    """Run the benchmarks; return 1 when one of the performance checks fails."""
     args = parse_args(argv)
     if args.from_json is not None:
         document = _load(args.from_json, args)
@@ -453,9 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = summarise(runs)
     checks = check_targets(cells, stream_sizes=sorted(args.stream_sizes))
     loads = [run.load for run in runs if run.load is not None]
-    text = markdown_report(
-        cells, checks, runs=runs, machine=machine, settings=settings, loads=loads
-    )
+    text = markdown_report(cells, runs=runs, machine=machine, settings=settings, loads=loads)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text, encoding="utf-8")
     svg = _chart(cells, args, machine, settings["started"][:10])
@@ -469,12 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "servers": summaries,
         "runs": [run.as_json() for run in runs],
         "cells": [cell.as_json() for cell in cells.values()],
-        "targets": [check.as_json() for check in checks],
+        "checks": [check.as_json() for check in checks],
     }
     (args.out / "results.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
 
     print()
     print(text)
+    print("The project's performance checks (a development aid; see targets.py):")
     for check in checks:
         print(f"{check.verdict:12} {check.target}: {check.measured}")
     print(f"\nwrote results.json, results.md and throughput.svg to {args.out}")

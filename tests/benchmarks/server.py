@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote
 
 import anyio
@@ -173,8 +174,8 @@ class ServerProcess:
     process: subprocess.Popen[str]
 
     @classmethod
-    def start(cls, latency: float, kind: str = "fake") -> ServerProcess:
-        """Start a server and wait for its URL."""
+    def start(cls, latency: float, kind: str = "fake", cwd: Path | None = None) -> ServerProcess:
+        """Start a server and wait for its URL; ``cwd`` is the checkout it runs from."""
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -186,6 +187,7 @@ class ServerProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            cwd=cwd,
         )
         assert process.stdout is not None
         url = process.stdout.readline().strip()

@@ -1,4 +1,8 @@
-"""The issue's targets, checked against the medians of one run of the harness."""
+"""The project's performance checks, against the medians of one run of the harness.
+
+A development aid: the harness prints each with PASS, FAIL or N/A and exits 1 when one
+that is not informational fails. They are not part of the published tables.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ __all__ = ["Check", "check_targets", "signed_percent"]
 
 #: The concurrency of the throughput ratios.
 RATIO_CONCURRENCY = 64
-#: The latency target: this concurrency against a server this slow.
+#: The latency check: this concurrency against a server this slow.
 LATENCY_CONCURRENCY = 100
 LATENCY_SECONDS = 0.05
 #: "Flat in N": the peak RSS at the largest N is at most this much above the smallest.
@@ -26,13 +30,13 @@ def signed_percent(share: float) -> str:
 
 @dataclass(frozen=True)
 class Check:
-    """One target's verdict.
+    """One performance check's verdict.
 
     Attributes:
-        target: The issue's words.
+        target: What is checked, and the threshold.
         measured: The figures behind the verdict.
         passed: True, False, or None when the cells were not measured.
-        informational: Not one of the issue's targets; shown for context.
+        informational: Shown for context; never fails the run.
     """
 
     target: str
@@ -225,14 +229,14 @@ def _overhead(lookup: _Lookup) -> list[Check]:
 
 
 def check_targets(cells: Mapping[Key, Cell], *, stream_sizes: Sequence[int]) -> list[Check]:
-    """Check every target of issue 6 that the cells allow.
+    """Run every performance check that the cells allow.
 
     Args:
         cells: The medians.
         stream_sizes: The stream benchmark's sizes (the largest is checked, both for flatness).
 
     Returns:
-        One check per target, plus informational ones.
+        One check per threshold, plus informational ones.
     """
     lookup = _Lookup(cells)
     return [

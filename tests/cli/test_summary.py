@@ -9,7 +9,7 @@ from hiveon_async.cli._output import TableOutput, Tally, outcome_record
 from hiveon_async.cli._run import Ending, exit_status
 from hiveon_async.cli._summary import conclude, headline, summary_lines
 
-from ._cli import FAILED, SKIPPED, STOPPED, tally_of
+from ._helpers import FAILED, SKIPPED, STOPPED, tally_of
 
 
 def test_a_failure_without_an_error_is_quoted_by_status() -> None:

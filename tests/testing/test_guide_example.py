@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "test_with_fake.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "docs" / "examples" / "test_with_fake.py"
 
 
 def test_guide_example_passes(pytester: pytest.Pytester) -> None:

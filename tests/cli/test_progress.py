@@ -10,7 +10,7 @@ from hiveon_async import BatchProgress
 from hiveon_async.cli._output import JsonLinesOutput, NoOutput, outcome_record
 from hiveon_async.cli._progress import ProgressBar, progress_bar_for
 
-from ._cli import FAILED
+from ._helpers import FAILED
 
 
 def drawn(bar: ProgressBar, console_file: io.StringIO) -> str:

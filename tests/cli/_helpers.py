@@ -1,13 +1,12 @@
-"""Helpers of the command-line tests: a fake vendor on a socket, credentials, the parsed output."""
+"""Helpers of the command-line tests: ids to stop, the parsed output, outcomes to print.
+
+Their vendor is :func:`tests.doubles.served_vendor`.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,53 +20,6 @@ from hiveon_async import (
     StopResult,
 )
 from hiveon_async.cli._output import Tally, outcome_record
-from hiveon_async.testing import FakeVendorAPI, set_testing
-
-
-def distinctive_secret(prefix: str) -> str:
-    """A credential no output could contain by chance, so that a leak can be searched for."""
-    return f"{prefix}{secrets.token_hex(12)}"
-
-
-class Vendor:
-    """A FakeVendorAPI served on 127.0.0.1 from a thread, and credentials it accepts."""
-
-    def __init__(self, fake: FakeVendorAPI, url: str, api_key: str, clore_api_key: str) -> None:
-        self.fake = fake
-        self.url = url
-        self.api_key = api_key
-        self.clore_api_key = clore_api_key
-
-    def env(self, **more: str | None) -> dict[str, str | None]:
-        """The environment of a run against this vendor."""
-        return {
-            "HIVEON_API_KEY": self.api_key,
-            "CLORE_API_KEY": self.clore_api_key,
-            "HIVEON_BASE_URL": self.url,
-            **more,
-        }
-
-    def process_env(self, **more: str) -> dict[str, str]:
-        """``os.environ`` plus :meth:`env`, for a subprocess."""
-        env = {key: value for key, value in os.environ.items() if not key.startswith("HIVEON_")}
-        env.pop("CLORE_API_KEY", None)
-        env.update({key: value for key, value in self.env().items() if value is not None})
-        env.update(more)
-        return env
-
-
-@contextmanager
-def vendor(*, instant_retries: bool = True, **options: Any) -> Iterator[Vendor]:
-    """Serve a FakeVendorAPI (``options`` are its arguments) on a free loopback port.
-
-    With ``instant_retries``, retries in this process do not sleep while it runs.
-    """
-    api_key = distinctive_secret("hk")
-    clore_api_key = distinctive_secret("ck")
-    options.setdefault("api_keys", [api_key])
-    fake = FakeVendorAPI(**options)
-    with set_testing(instant_retries), fake.serve_in_thread() as url:
-        yield Vendor(fake, url, api_key, clore_api_key)
 
 
 def records(text: str) -> list[dict[str, Any]]:

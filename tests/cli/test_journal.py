@@ -14,8 +14,9 @@ from click.testing import CliRunner, Result
 from hiveon_async.cli import main
 from hiveon_async.cli._journal import Journal, JournalError
 from hiveon_async.testing import Fault
+from tests.doubles import served_vendor
 
-from ._cli import journal_stopped, records, vendor, write_ids
+from ._helpers import journal_stopped, records, write_ids
 
 RECORD = {
     "deployment_id": "dep-1",
@@ -147,7 +148,7 @@ def test_a_second_run_sends_only_what_is_not_stopped(tmp_path: Path) -> None:
     ids_file = tmp_path / "ids.txt"
     ids = write_ids(ids_file, 20)
     journal = tmp_path / "run.journal"
-    with vendor() as first:
+    with served_vendor() as first:
         first.fake.script("dep-00003", [500])
         first.fake.script("dep-00007", [404])
         result = stop(
@@ -159,7 +160,7 @@ def test_a_second_run_sends_only_what_is_not_stopped(tmp_path: Path) -> None:
     for line in journal.read_text().splitlines():
         assert json.loads(line)["time"].endswith("Z")
 
-    with vendor() as second:
+    with served_vendor() as second:
         args = ["--file", str(ids_file), "--journal", str(journal), "new-1", "dep-00001"]
         result = stop(second.env(), *args)
     assert result.exit_code == 0, result.stderr
@@ -169,7 +170,7 @@ def test_a_second_run_sends_only_what_is_not_stopped(tmp_path: Path) -> None:
     assert "already stopped (journal)  19" in result.stderr  # 18 in the file, 1 argument
     assert journal_stopped(journal) == {*ids, "new-1"}
 
-    with vendor() as third:
+    with served_vendor() as third:
         result = stop(third.env(), "--file", str(ids_file), "--journal", str(journal))
     assert result.exit_code == 0
     assert third.fake.request_count == 0
@@ -181,7 +182,7 @@ def test_a_torn_journal_does_not_break_the_next_run(tmp_path: Path) -> None:
     """After a crash mid-write, the next run reads the journal and goes on."""
     journal = tmp_path / "run.journal"
     journal.write_text(json.dumps(RECORD) + '\n{"deployment_id": "dep-2", "status": "st')
-    with vendor() as running:
+    with served_vendor() as running:
         result = stop(running.env(), "dep-1", "dep-2", "--journal", str(journal))
     assert result.exit_code == 0, result.stderr
     assert running.fake.stopped == {"dep-2"}
@@ -194,7 +195,7 @@ def test_journal_errors_exit_2(tmp_path: Path) -> None:
     """A file that is not a journal, or a journal in use, is a configuration error."""
     not_a_journal = tmp_path / "ids.txt"
     not_a_journal.write_text("dep-1\n")
-    with vendor() as running:
+    with served_vendor() as running:
         result = stop(running.env(), "dep-1", "--journal", str(not_a_journal))
         assert result.exit_code == 2
         assert "is not a hiveon-async journal record" in result.stderr
@@ -210,7 +211,7 @@ def test_journal_errors_exit_2(tmp_path: Path) -> None:
 def test_the_journal_records_every_outcome_before_it_is_printed(tmp_path: Path) -> None:
     """Journal lines are the printed records plus a timestamp."""
     journal = tmp_path / "run.journal"
-    with vendor() as running:
+    with served_vendor() as running:
         running.fake.script("dep-2", [Fault.status(403)])
         result = stop(running.env(), "dep-1", "dep-2", "--journal", str(journal))
     assert result.exit_code == 1

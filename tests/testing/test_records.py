@@ -11,7 +11,7 @@ import pytest
 from hiveon_async.testing import FakeVendorAPI, FaultPlan, ReceivedRequest
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeRunner
+    from tests.doubles import FakeRunner
 
 pytestmark = pytest.mark.anyio
 

@@ -1,9 +1,10 @@
 """Hostile servers over a real socket, through each pool: a typed error, quickly, in little memory.
 
-The server here speaks raw bytes (``tests/_raw_server.py``), so it can send
-what no well-behaved server would: a redirect elsewhere, bodies that never
-end (by Content-Length and chunked), a gzip bomb, absurd JSON, bytes that
-are not UTF-8, a status line of garbage, a header block that never ends.
+The server here speaks raw bytes (``RawServer`` of ``tests/doubles.py``), so
+it can send what no well-behaved server would: a redirect of any kind
+elsewhere, bodies that never end (by Content-Length and chunked), a gzip bomb,
+absurd JSON, bytes that are not UTF-8, a status line of garbage, a header
+block that never ends.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ from hiveon_async import (
     StopResult,
 )
 from hiveon_async.testing import FakeVendorAPI, Fault
-
-from ._raw_server import RawServer, endless, response_head
+from tests.doubles import RawServer, endless, response_head
 
 pytestmark = [pytest.mark.anyio, pytest.mark.socket, pytest.mark.usefixtures("instant_retries")]
 
@@ -340,18 +340,13 @@ async def test_an_error_keeps_request_headers_that_are_not_ascii(
     their decoded text, a value that is not ASCII made httpx raise
     UnicodeEncodeError instead of our error.
     """
-    server = RawServer(with_length(b"down", 503))
+    fake = FakeVendorAPI()
+    fake.script(DEPLOYMENT, [503])
     async with (
-        server.serve() as base_url,
+        fake.serve() as base_url,
         httpx.AsyncClient(headers=[(b"X-Team", "équipe ☃".encode())]) as own,
     ):
-        client = AsyncVendorClient(
-            api_key="key-123456",
-            base_url=base_url,
-            metadata={"CLORE_API_KEY": "clore-123456"},
-            http_client=own,
-            retry=RetryPolicy(max_attempts=1),
-        )
+        client = fake.client(base_url=base_url, http_client=own, retry=RetryPolicy(max_attempts=1))
         with pytest.raises(ServerError) as caught:
             await client.stop_deployment(DEPLOYMENT)
 

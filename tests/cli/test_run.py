@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import respx
 
 from hiveon_async import AsyncVendorClient, BatchProgress
 from hiveon_async.cli._exit import CliExit
@@ -124,7 +125,9 @@ async def test_a_signal_stops_the_run(signum: int, expected: Ending, tmp_path: P
 
 @pytest.mark.anyio
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-async def test_a_second_ctrl_c_gives_up_the_orderly_end() -> None:
+async def test_a_second_ctrl_c_gives_up_the_orderly_end(
+    vendor: respx.Router, client: AsyncVendorClient
+) -> None:
     """Ctrl-C again while the requests in flight wind down: exit 130 now, with no summary."""
     in_flight = anyio.Event()
     winding_down = anyio.Event()
@@ -140,11 +143,7 @@ async def test_a_second_ctrl_c_gives_up_the_orderly_end() -> None:
                 await released.wait()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    client = AsyncVendorClient(
-        api_key="k",
-        metadata={"CLORE_API_KEY": "c"},
-        transport=httpx.MockTransport(slow_to_cancel),
-    )
+    vendor.route().mock(side_effect=slow_to_cancel)
     tally = Tally()
     async with client, IdFeed(IDS) as feed:
         batch = BatchRun(client=client, feed=feed, tally=tally, output=NoOutput())

@@ -13,8 +13,9 @@ from click.testing import CliRunner, Result
 from hiveon_async import BatchProgress
 from hiveon_async.cli import main
 from hiveon_async.testing import Fault
+from tests.doubles import ServedVendor, served_vendor
 
-from ._cli import Vendor, records, vendor, write_ids
+from ._helpers import records, write_ids
 
 pytestmark = pytest.mark.socket
 
@@ -25,12 +26,12 @@ def stop(env: dict[str, str | None], *args: str, stdin: str | None = None) -> Re
 
 
 @pytest.fixture
-def fake_vendor() -> Iterator[Vendor]:
-    with vendor() as running:
+def fake_vendor() -> Iterator[ServedVendor]:
+    with served_vendor() as running:
         yield running
 
 
-def test_ids_from_arguments_print_one_json_line_each(fake_vendor: Vendor) -> None:
+def test_ids_from_arguments_print_one_json_line_each(fake_vendor: ServedVendor) -> None:
     """Each id gets one JSON object on stdout with the documented fields; exit 0."""
     result = stop(fake_vendor.env(), "dep-1", "dep-2")
     assert result.exit_code == 0, result.stderr
@@ -46,7 +47,9 @@ def test_ids_from_arguments_print_one_json_line_each(fake_vendor: Vendor) -> Non
     assert "Stopped all 2 deployments." in result.stderr
 
 
-def test_ids_from_a_file_skip_blanks_and_comments(fake_vendor: Vendor, tmp_path: Path) -> None:
+def test_ids_from_a_file_skip_blanks_and_comments(
+    fake_vendor: ServedVendor, tmp_path: Path
+) -> None:
     """Whitespace is trimmed; blank lines and ``#`` comments (whole or trailing) are ignored."""
     ids = tmp_path / "ids.txt"
     ids.write_text("# the web tier\n  web-1  \n\nweb-2 # canary\r\n\t\n# done\nweb-3")
@@ -56,7 +59,7 @@ def test_ids_from_a_file_skip_blanks_and_comments(fake_vendor: Vendor, tmp_path:
     assert fake_vendor.fake.request_count == 4
 
 
-def test_ids_from_stdin(fake_vendor: Vendor) -> None:
+def test_ids_from_stdin(fake_vendor: ServedVendor) -> None:
     """``--file -`` reads stdin."""
     result = stop(fake_vendor.env(), "--file", "-", stdin="a-1\na-2\n\na-3\n")
     assert result.exit_code == 0, result.stderr
@@ -64,7 +67,7 @@ def test_ids_from_stdin(fake_vendor: Vendor) -> None:
 
 
 def test_a_file_is_streamed_in_chunks(
-    fake_vendor: Vendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_vendor: ServedVendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ids split across read chunks (and a last line without newline) all arrive, once each."""
     monkeypatch.setattr("hiveon_async.cli._ids.CHUNK_BYTES", 7)  # lines straddle every chunk
@@ -78,7 +81,7 @@ def test_a_file_is_streamed_in_chunks(
     assert result.stderr == ""
 
 
-def test_failures_exit_1_and_are_described(fake_vendor: Vendor) -> None:
+def test_failures_exit_1_and_are_described(fake_vendor: ServedVendor) -> None:
     """A 404 and an invalid id fail; the error object names the type, status and message."""
     fake_vendor.fake.script("gone-1", [404])
     result = stop(fake_vendor.env(), "ok-1", "gone-1", "bad id")
@@ -96,7 +99,7 @@ def test_failures_exit_1_and_are_described(fake_vendor: Vendor) -> None:
     assert "gone-1" in result.stderr
 
 
-def test_retries_are_counted(fake_vendor: Vendor) -> None:
+def test_retries_are_counted(fake_vendor: ServedVendor) -> None:
     """``--max-attempts`` bounds the attempts; retries show in the records and the summary."""
     fake_vendor.fake.script("flaky-1", [503, 500, 200])
     fake_vendor.fake.script("flaky-2", [503, 503, 503, 200])
@@ -111,7 +114,7 @@ def test_retries_are_counted(fake_vendor: Vendor) -> None:
     assert "retries        4" in result.stderr
 
 
-def test_a_refused_key_aborts_and_the_rest_is_skipped(fake_vendor: Vendor) -> None:
+def test_a_refused_key_aborts_and_the_rest_is_skipped(fake_vendor: ServedVendor) -> None:
     """A 401 stops the batch: the ids never sent end skipped; exit 1."""
     env = fake_vendor.env(HIVEON_API_KEY="not-the-key")
     ids = [f"dep-{number}" for number in range(20)]
@@ -124,7 +127,7 @@ def test_a_refused_key_aborts_and_the_rest_is_skipped(fake_vendor: Vendor) -> No
     assert "AuthenticationError 401" in result.stderr
 
 
-def test_table_output(fake_vendor: Vendor) -> None:
+def test_table_output(fake_vendor: ServedVendor) -> None:
     """``--output table`` prints one table at the end instead of JSON Lines."""
     fake_vendor.fake.script("dep-2", [Fault.status(400)])
     result = stop(fake_vendor.env(), "dep-1", "dep-2", "--output", "table")
@@ -134,7 +137,7 @@ def test_table_output(fake_vendor: Vendor) -> None:
     assert "{" not in result.stdout.splitlines()[0]
 
 
-def test_quiet_prints_no_summary(fake_vendor: Vendor) -> None:
+def test_quiet_prints_no_summary(fake_vendor: ServedVendor) -> None:
     """``--quiet`` keeps stdout and drops the summary."""
     result = stop(fake_vendor.env(), "dep-1", "--quiet")
     assert result.exit_code == 0
@@ -142,7 +145,7 @@ def test_quiet_prints_no_summary(fake_vendor: Vendor) -> None:
     assert len(records(result.stdout)) == 1
 
 
-def test_metadata_is_sent_and_never_printed(fake_vendor: Vendor) -> None:
+def test_metadata_is_sent_and_never_printed(fake_vendor: ServedVendor) -> None:
     """``--metadata`` reaches the server with CLORE_API_KEY from the environment."""
     result = stop(fake_vendor.env(), "dep-1", "--metadata", "team=ops-7f3a", "--metadata", "x=1=2")
     assert result.exit_code == 0, result.stderr
@@ -153,7 +156,7 @@ def test_metadata_is_sent_and_never_printed(fake_vendor: Vendor) -> None:
     assert "ops-7f3a" not in result.output
 
 
-def test_concurrency_and_rate(fake_vendor: Vendor) -> None:
+def test_concurrency_and_rate(fake_vendor: ServedVendor) -> None:
     """``--concurrency`` bounds requests in flight; ``--rate`` paces them."""
     ids = [f"dep-{number}" for number in range(12)]
     result = stop(fake_vendor.env(), *ids, "--concurrency", "2", "--rate", "40", "-q")
@@ -164,7 +167,7 @@ def test_concurrency_and_rate(fake_vendor: Vendor) -> None:
     assert arrivals[-1] - arrivals[2] >= 9 / 40 * 0.8
 
 
-def test_timeout_and_deadline(fake_vendor: Vendor) -> None:
+def test_timeout_and_deadline(fake_vendor: ServedVendor) -> None:
     """``--timeout`` bounds an attempt; ``--deadline`` bounds the run (exit 1, rest skipped)."""
     fake_vendor.fake.script("stuck", [Fault.stall(seconds=5)] * 4)
     result = stop(
@@ -196,7 +199,7 @@ def test_timeout_and_deadline(fake_vendor: Vendor) -> None:
         ("CLORE_API_KEY", "$CLORE_API_KEY is not set"),
     ],
 )
-def test_a_missing_credential_is_named(fake_vendor: Vendor, unset: str, named: str) -> None:
+def test_a_missing_credential_is_named(fake_vendor: ServedVendor, unset: str, named: str) -> None:
     """Without a credential variable: exit 2, naming it."""
     result = stop(fake_vendor.env(**{unset: None}), "dep-1")
     assert result.exit_code == 2
@@ -236,7 +239,7 @@ def test_there_is_no_credential_flag() -> None:
         (["--file", "/no/such/file"], "does not exist"),
     ],
 )
-def test_usage_errors_exit_2(fake_vendor: Vendor, args: list[str], message: str) -> None:
+def test_usage_errors_exit_2(fake_vendor: ServedVendor, args: list[str], message: str) -> None:
     """Bad arguments are refused with exit 2 and nothing is sent."""
     result = stop(fake_vendor.env(), *args)
     assert result.exit_code == 2
@@ -246,7 +249,7 @@ def test_usage_errors_exit_2(fake_vendor: Vendor, args: list[str], message: str)
     assert fake_vendor.fake.request_count == 0
 
 
-def test_the_client_refuses_a_bad_base_url(fake_vendor: Vendor) -> None:
+def test_the_client_refuses_a_bad_base_url(fake_vendor: ServedVendor) -> None:
     """The client's InvalidRequestError (plain http to a remote host) exits 2."""
     result = stop(fake_vendor.env(HIVEON_BASE_URL="http://example.com"), "dep-1")
     assert result.exit_code == 2
@@ -254,7 +257,7 @@ def test_the_client_refuses_a_bad_base_url(fake_vendor: Vendor) -> None:
     assert "Traceback" not in result.output
 
 
-def test_an_empty_file_is_nothing_to_do(fake_vendor: Vendor, tmp_path: Path) -> None:
+def test_an_empty_file_is_nothing_to_do(fake_vendor: ServedVendor, tmp_path: Path) -> None:
     """A file with no ids: exit 0, nothing sent."""
     empty = tmp_path / "ids.txt"
     empty.write_text("# nothing yet\n\n")
@@ -265,7 +268,7 @@ def test_an_empty_file_is_nothing_to_do(fake_vendor: Vendor, tmp_path: Path) -> 
 
 
 def test_the_bar_counts_the_file_for_its_total(
-    fake_vendor: Vendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_vendor: ServedVendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With a bar, the file's ids are counted in the background: the bar shows done/total."""
     from rich.console import Console
@@ -289,7 +292,7 @@ def test_the_bar_counts_the_file_for_its_total(
 
 
 def test_an_unreadable_file_is_a_configuration_error(
-    fake_vendor: Vendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_vendor: ServedVendor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file that exists but cannot be opened: exit 2, nothing sent."""
 
@@ -307,7 +310,7 @@ def test_an_unreadable_file_is_a_configuration_error(
 
 
 def test_ctrl_c_outside_the_run_exits_130(
-    fake_vendor: Vendor, monkeypatch: pytest.MonkeyPatch
+    fake_vendor: ServedVendor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C where the run's own handler is not installed still exits 130, quietly."""
 

@@ -16,7 +16,7 @@ from hiveon_async.cli._demo import (
     server_answers,
 )
 
-from ._cli import records
+from ._helpers import records
 
 pytestmark = pytest.mark.socket
 

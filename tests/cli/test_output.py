@@ -14,7 +14,7 @@ from hiveon_async.cli._output import (
     output_for,
 )
 
-from ._cli import FAILED, SKIPPED, STOPPED, tally_of
+from ._helpers import FAILED, SKIPPED, STOPPED, tally_of
 
 
 def test_records() -> None:

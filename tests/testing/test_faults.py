@@ -12,7 +12,7 @@ import pytest
 from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeRunner
+    from tests.doubles import FakeRunner
 
 ROUTE = "/vendors/v1/machines/deployments/{}/stop"
 HEADERS = {"X-API-Key": "test-api-key"}

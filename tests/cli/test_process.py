@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from hiveon_async.testing import Fault, FaultPlan
+from tests.doubles import ServedVendor, served_vendor
 
-from ._cli import Vendor, command, journal_stopped, vendor, write_ids
+from ._helpers import command, journal_stopped, write_ids
 
 pytestmark = [
     pytest.mark.socket,
@@ -48,7 +49,7 @@ def lines_in(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def run_to_the_end(running: Vendor, *args: str) -> subprocess.CompletedProcess[str]:
+def run_to_the_end(running: ServedVendor, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*command(), "stop", *args],
         env=running.process_env(),
@@ -70,7 +71,7 @@ def test_an_interrupted_run_resumes_from_its_journal(how: str, tmp_path: Path) -
     ids = write_ids(ids_file, 300)
     journal = tmp_path / "run.journal"
     args = ["--file", str(ids_file), "--journal", str(journal), "--concurrency", "8"]
-    with vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
+    with served_vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
         process = subprocess.Popen(
             [*command(), "stop", *args],
             env=running.process_env(),
@@ -115,7 +116,7 @@ def test_a_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
     """``| head``: the run stops, exits 141, and prints no traceback."""
     ids_file = tmp_path / "ids.txt"
     write_ids(ids_file, 400)
-    with vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
+    with served_vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
         process = subprocess.Popen(
             [*command(), "stop", "--file", str(ids_file), "--concurrency", "4"],
             env=running.process_env(),
@@ -137,7 +138,7 @@ def test_a_closed_stdout_ends_the_run_quietly(tmp_path: Path) -> None:
 
 def test_no_progress_bar_unless_stderr_is_a_terminal() -> None:
     """With stderr a pipe: the summary only, no bar and no terminal control codes."""
-    with vendor(instant_retries=False) as running:
+    with served_vendor(instant_retries=False) as running:
         ids = [f"dep-{number}" for number in range(30)]
         completed = run_to_the_end(running, *ids)
     assert completed.returncode == 0
@@ -155,7 +156,7 @@ def test_a_progress_bar_when_stderr_is_a_terminal(tmp_path: Path) -> None:
     ids_file = tmp_path / "ids.txt"
     write_ids(ids_file, 120)
     controller, terminal = pty.openpty()
-    with vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
+    with served_vendor(instant_retries=False, faults=FaultPlan(latency=LATENCY)) as running:
         process = subprocess.Popen(
             [*command(), "stop", "--file", str(ids_file), "--concurrency", "8"],
             env=running.process_env(COLUMNS="160", TERM="xterm"),
@@ -192,7 +193,7 @@ def test_ctrl_c_while_ids_are_typed_at_a_terminal() -> None:
     import pty
 
     controller, terminal = pty.openpty()
-    with vendor(instant_retries=False) as running:
+    with served_vendor(instant_retries=False) as running:
         process = subprocess.Popen(
             [*command(), "stop", "--file", "-"],
             env=running.process_env(),
@@ -220,7 +221,7 @@ def test_no_secret_in_any_output(tmp_path: Path) -> None:
     """Neither credential, nor a metadata value, appears on stdout, stderr or in the journal."""
     journal = tmp_path / "run.journal"
     metadata_value = "meta-value-9c1e77"
-    with vendor(instant_retries=False) as running:
+    with served_vendor(instant_retries=False) as running:
         running.fake.script("bad-request", [Fault.status(400)])
         running.fake.script("flaky", [503, 200])
         running.fake.script("gone", [404])

@@ -17,19 +17,13 @@ from hiveon_async import (
     AsyncVendorClient,
     RetryPolicy,
 )
-
-from ._servers import LocalServer, Received, Reply
-from .conftest import stop_error
+from hiveon_async.testing import FakeVendorAPI, Fault
+from tests.conftest import stop_error
+from tests.doubles import STOP_PATH, WireFake
 
 pytestmark = [pytest.mark.anyio, pytest.mark.socket, pytest.mark.usefixtures("instant_retries")]
 
 HANG = 10.0
-
-
-async def stopped(request: Received) -> Reply:
-    """The documented success, naming the id from the path."""
-    body = json.dumps({"deployment_id": request.target.split("/")[-2]}).encode()
-    return Reply(headers=(("content-type", "application/json"),), body=body)
 
 
 @pytest.fixture
@@ -49,58 +43,66 @@ def connect(api_key: str, clore_key: str, pool: str) -> Callable[..., AsyncVendo
 
 
 @pytest.fixture
-async def server(anyio_backend: str) -> AsyncIterator[LocalServer]:
-    """A server answering every stop with success."""
-    server = LocalServer(stopped)
-    async with server.serve():
-        yield server
+def fake(api_key: str) -> WireFake:
+    """A fake that accepts the test's key and keeps the raw bytes of what it receives."""
+    return WireFake(api_keys=[api_key])
+
+
+@pytest.fixture
+async def url(anyio_backend: str, fake: WireFake) -> AsyncIterator[str]:
+    """``fake``, served on a free loopback port for the test; its base URL."""
+    async with fake.serve() as base_url:
+        yield base_url
 
 
 async def test_success_on_the_wire(
-    server: LocalServer,
+    fake: WireFake,
+    url: str,
     connect: Callable[..., AsyncVendorClient],
     deployment_id: str,
     api_key: str,
     clore_key: str,
 ) -> None:
     """The request a real server reads: POST, path, X-API-Key, JSON type and length, body."""
-    async with connect(server.url) as client:
+    async with connect(url) as client:
         result = await client.stop_deployment(deployment_id)
 
     assert result.deployment_id == deployment_id
-    [request] = server.received
+    [request] = fake.requests
+    [(headers, body)] = fake.wire
     assert request.method == "POST"
-    assert request.target == f"/vendors/v1/machines/deployments/{deployment_id}/stop"
-    assert request.headers["x-api-key"] == api_key
-    assert request.headers["content-type"] == "application/json"
-    assert int(request.headers["content-length"]) == len(request.body)
-    assert json.loads(request.body) == {"metadata": {"CLORE_API_KEY": clore_key}}
+    assert request.path == STOP_PATH.format(deployment_id)
+    assert headers["x-api-key"] == api_key
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    assert json.loads(body) == {"metadata": {"CLORE_API_KEY": clore_key}}
 
 
 async def test_connection_is_reused_across_calls(
-    server: LocalServer, connect: Callable[..., AsyncVendorClient]
+    fake: WireFake, url: str, connect: Callable[..., AsyncVendorClient]
 ) -> None:
     """Sequential calls share one keep-alive connection."""
-    async with connect(server.url) as client:
+    async with connect(url) as client:
         for n in range(3):
             await client.stop_deployment(f"dep-{n}")
 
-    assert server.connections == 1
-    assert len(server.received) == 3
+    assert fake.connections == 1
+    assert fake.request_count == 3
 
 
 async def test_redirect_to_another_server_is_not_followed(
     connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
 ) -> None:
     """A 307 to another host is an APIStatusError; the other host sees no connection at all."""
-    elsewhere = LocalServer(stopped)
+    elsewhere = WireFake()
+    redirecting = FakeVendorAPI()
     async with elsewhere.serve() as other_url:
-
-        async def redirect(request: Received) -> Reply:
-            return Reply(status=307, headers=(("location", other_url + request.target),))
-
+        redirecting.script(
+            deployment_id,
+            [Fault.redirect(location=other_url + STOP_PATH.format(deployment_id))],
+        )
         async with (
-            LocalServer(redirect).serve() as url,
+            redirecting.serve() as url,
             httpx.AsyncClient(follow_redirects=True) as own,
         ):
             client = connect(url, http_client=own)
@@ -111,27 +113,25 @@ async def test_redirect_to_another_server_is_not_followed(
 
 
 async def test_server_closing_without_an_answer_is_retried(
-    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+    fake: WireFake,
+    url: str,
+    connect: Callable[..., AsyncVendorClient],
+    deployment_id: str,
 ) -> None:
     """A server that disconnects without sending a response is a transient failure."""
-    answers = [None]
-
-    async def drop_once(request: Received) -> Reply | None:
-        return answers.pop() if answers else await stopped(request)
-
-    server = LocalServer(drop_once)
-    async with server.serve() as url, connect(url) as client:
+    fake.script(deployment_id, ["drop"])
+    async with connect(url) as client:
         result = await client.stop_deployment(deployment_id)
 
     assert result.deployment_id == deployment_id
-    assert len(server.received) == 2
+    assert fake.request_count == 2
 
 
 async def test_connection_refused_is_an_api_connection_error(
     connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
 ) -> None:
     """Nobody listening: APIConnectionError after max_attempts, httpx.ConnectError as the cause."""
-    async with LocalServer(stopped).serve() as url:
+    async with FakeVendorAPI().serve() as url:
         pass  # the port is free again
 
     async with connect(url, retry=RetryPolicy(max_attempts=2)) as client:
@@ -143,23 +143,18 @@ async def test_connection_refused_is_an_api_connection_error(
 
 
 async def test_trickling_server_is_cut_off_at_the_deadline(
-    connect: Callable[..., AsyncVendorClient], deployment_id: str, anyio_backend: str
+    fake: WireFake, url: str, connect: Callable[..., AsyncVendorClient], deployment_id: str
 ) -> None:
     """A body sent a byte every 20 ms (no read times out) cannot hold the call past its deadline."""
+    fake.script(deployment_id, [Fault.trickle(interval=0.02)])  # about a second in all
 
-    async def trickle(request: Received) -> Reply:
-        return Reply(body=b" " * 10_000, trickle=0.02)
-
-    async with (
-        LocalServer(trickle).serve() as url,
-        connect(url, retry=RetryPolicy(deadline=0.3)) as client,
-    ):
+    async with connect(url, retry=RetryPolicy(deadline=0.3)) as client:
         with anyio.fail_after(HANG), pytest.raises(APITimeoutError, match="deadline"):
             await client.stop_deployment(deployment_id)
 
 
 async def test_transport_logs_carry_no_secret(
-    server: LocalServer,
+    url: str,
     connect: Callable[..., AsyncVendorClient],
     deployment_id: str,
     api_key: str,
@@ -170,7 +165,7 @@ async def test_transport_logs_carry_no_secret(
     """The DEBUG records of the pool (httpcore logs; aiohttp does not) hold neither key."""
     caplog.set_level(logging.DEBUG)
 
-    async with connect(server.url) as client:
+    async with connect(url) as client:
         await client.stop_deployment(deployment_id)
 
     if pool == "httpcore":
