@@ -2,19 +2,95 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "docs", "build"]
 
 PACKAGE = "hiveon_async"
+OLDEST_PYTHON = 11  # 3.11: requires-python in pyproject.toml
+NEWEST_PYTHON_TRIED = 20
 
 
-@nox.session
+def _runs(executable: str | None) -> bool:
+    """Tell whether an interpreter on PATH runs (a pyenv shim of an inactive version does not)."""
+    if executable is None:
+        return False
+    try:
+        done = subprocess.run(  # noqa: S603 (an interpreter found on PATH)
+            [executable, "-c", "pass"], capture_output=True, timeout=30, check=False
+        )
+    except OSError:
+        return False
+    return done.returncode == 0
+
+
+def _pythons() -> list[str]:
+    """List every CPython 3.X >= 3.11 on this machine, for the ``tests`` session.
+
+    An interpreter counts when ``python3.X`` on PATH runs, or when pyenv has it
+    installed without it being active: nox finds those only through pyenv's
+    shims, so their versions are appended to ``$PYENV_VERSION`` (the active
+    version stays first, so ``python3`` is unchanged).
+    """
+    found: list[str] = []
+    inactive: list[str] = []
+    pyenv = shutil.which("pyenv")
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for minor in range(OLDEST_PYTHON, NEWEST_PYTHON_TRIED):
+        version = f"3.{minor}"
+        if _runs(shutil.which(f"python{version}")):
+            found.append(version)
+            continue
+        if pyenv is None:
+            continue
+        installs = [
+            path.name
+            for path in pyenv_root.glob(f"versions/{version}.*")
+            if re.fullmatch(rf"3\.{minor}\.\d+", path.name)
+            and (path / "bin" / f"python{version}").is_file()
+        ]
+        if installs:
+            inactive.append(max(installs, key=lambda name: int(name.rsplit(".", 1)[1])))
+            found.append(version)
+    if inactive:
+        active = (
+            os.environ.get("PYENV_VERSION")
+            or subprocess.run(  # noqa: S603
+                [pyenv, "version-name"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+        )
+        os.environ["PYENV_VERSION"] = ":".join([*filter(None, active.split(":")), *inactive])
+    return found
+
+
+# Found when the noxfile loads, so `nox --list` shows one tests-3.X session per Python.
+PYTHONS = _pythons()
+
+
+# None found: a tests-3.11 session still exists, and reports its Python missing.
+@nox.session(python=PYTHONS or [f"3.{OLDEST_PYTHON}"], download_python="never")
 def tests(session: nox.Session) -> None:
-    """Run the suite on asyncio and trio with branch coverage (>= 95%)."""
+    """Run the suite on asyncio and trio with branch coverage (>= 95%), on each Python >= 3.11.
+
+    Each Python's run must reach the coverage floor on its own. CI needs two Pythons at least.
+    """
+    session.log(f"Pythons >= 3.11 found on this machine: {', '.join(PYTHONS) or 'none'}")
+    if os.environ.get("CI") and len(PYTHONS) < 2:
+        session.error(
+            f"CI runs the tests on two Pythons >= 3.11 at least; found only {PYTHONS}."
+            " Install another (pyenv install 3.13, or apt-get install python3.X)."
+        )
     session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "tests"))
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
@@ -43,7 +119,12 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site strictly (warnings are errors) and offline."""
+    """Build the documentation site strictly and offline, then check it in headless Chromium.
+
+    The check (docs/check_site.py) opens build/site/index.html from the file system,
+    follows every nav link and searches. It needs Chromium (Debian: `apt-get install
+    chromium`): without it, it fails under CI and is skipped, loudly, elsewhere.
+    """
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
     session.run(
         "mkdocs",
@@ -53,11 +134,34 @@ def docs(session: nox.Session) -> None:
         "build/site",
         env={"NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's banner about its successor
     )
+    session.run("python", "docs/check_site.py", "build/site")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel into dist/ and check them as PyPI would (twine --strict)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "build"))
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", "dist")
+    archives = sorted(Path("dist").iterdir())
+    session.run("twine", "check", "--strict", *map(str, archives))
+    for archive in archives:
+        if archive.suffix == ".whl":
+            with zipfile.ZipFile(archive) as whl:
+                names = whl.namelist()
+            wanted = ".dist-info/licenses/LICENSE"
+        else:
+            with tarfile.open(archive) as sdist:
+                names = sdist.getnames()
+            wanted = "/LICENSE"
+        if not any(name.endswith(wanted) for name in names):
+            session.error(f"{archive.name} has no LICENSE (no member ending in {wanted})")
+        session.log(f"{archive.name}: LICENSE included")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark throughput and CPU per stop (issue 6); ~15 minutes. See docs/benchmarks.md.
+    """Benchmark throughput and CPU per stop; about 10 minutes. See docs/benchmarks.md.
 
     Options go to the harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``.
     """
