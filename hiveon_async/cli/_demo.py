@@ -256,7 +256,6 @@ def run_demo(settings: DemoSettings) -> int:
         total=lambda: tally.total,
         output=output,
         quiet=settings.quiet,
-        extra=lambda: f"throttled {fake.status_counts[429]:,}",
     )
 
     async def run() -> tuple[Ending, str | None]:
@@ -273,8 +272,5 @@ def run_demo(settings: DemoSettings) -> int:
                 return await batch.run()
 
     ending, problem = anyio.run(run)
-    extra = [
-        ("429 answers (throttled)", f"{fake.status_counts[429]:,}"),
-        ("server answers", server_answers(dict(fake.status_counts))),
-    ]
+    extra = [("server answers", server_answers(dict(fake.status_counts)))]
     return conclude(ending, problem, tally, output, quiet=settings.quiet, extra=extra)

@@ -2,8 +2,10 @@
 
 It shows done/total (or done alone while the total is unknown), the rate over
 the last few seconds, the time left, and how many ids were stopped, failed and
-retried. It is redrawn a few times a second by a task of the run, never from
-a thread.
+retried; once the server throttles, also the 429s, the time all sending was
+paused for ``Retry-After`` and the rate the client paces itself to (what
+explains a run that crawls). It is redrawn a few times a second by a task of
+the run, never from a thread.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._output import JsonLinesOutput, Output
+from ._output import JsonLinesOutput, Output, throttling_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,7 +76,7 @@ class ProgressBar:
     Args:
         progress: The batch's live counters.
         total: Returns the number of ids to send, or None while unknown.
-        extra: Returns more text for the end of the line (the demo's throttling).
+        extra: Returns more text for the end of the line.
         console: The rich console to draw on; None for stderr.
     """
 
@@ -137,6 +139,8 @@ class ProgressBar:
             f"failed {progress.failed:,}",
             f"retries {progress.retries:,}",
         ]
+        if progress.throttled or progress.paused or progress.paced_rate is not None:
+            parts.append(throttling_text(progress.throttled, progress.paused, progress.paced_rate))
         if self._extra is not None:
             parts.append(self._extra())
         return "  ".join(parts)

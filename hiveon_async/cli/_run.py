@@ -135,6 +135,10 @@ class BatchRun:
                 tasks.cancel_scope.cancel()
         except* CliExit as exits:
             raise exits.exceptions[0] from None
+        # What throttling cost, for the summary (the records cannot tell).
+        self.tally.throttled = self.progress.throttled
+        self.tally.paused = self.progress.paused
+        self.tally.paced_rate = self.progress.paced_rate
         return self.ending, self.problem
 
     def stop(self, how: Ending) -> None:

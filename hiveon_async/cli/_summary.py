@@ -1,7 +1,8 @@
 """The end of a run: the table (if any), the one-screen summary on stderr, the exit status.
 
-The summary's first line says what happened and what to do next; rows follow
-(stopped, failed, skipped, requests, retries, elapsed...), then the kinds of
+The summary's first line says what happened and what to do next; a hint to
+check the base URL follows when the 404s suggest it. Then rows (stopped,
+failed, skipped, requests, retries, throttling, elapsed...), then the kinds of
 error and the first few ids that were not stopped, whatever their number.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import click
 
 from ._journal import Journal
-from ._output import Output, Tally, error_text
+from ._output import Output, Tally, error_text, throttling_text
 from ._run import Ending, exit_status
 
 __all__ = ["conclude", "headline", "summary_lines"]
@@ -99,6 +100,7 @@ def summary_lines(
     rows += [
         ("requests sent", f"{tally.requests:,}"),
         ("retries", f"{tally.retries:,}"),
+        ("throttling", throttling_text(tally.throttled, tally.paused, tally.paced_rate)),
         *extra,
         ("elapsed", f"{elapsed:.1f}s{rate}"),
     ]
@@ -108,6 +110,9 @@ def summary_lines(
         rows.append(("journal", journal))
     width = max(len(label) for label, _ in rows)
     lines = [headline]
+    hint = tally.base_url_hint
+    if hint is not None:
+        lines.append(f"  Hint: {hint}.")
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
     if tally.errors:
         lines.append(f"  not stopped, by error: {_kinds(tally.errors)}")

@@ -14,6 +14,7 @@ import httpx
 
 from hiveon_async import (
     APITimeoutError,
+    NotFoundError,
     OutcomeStatus,
     ServerError,
     StopOutcome,
@@ -66,6 +67,22 @@ def server_error() -> ServerError:
         deployment_id="dep-2",
         attempts=4,
         maybe_applied=True,
+    )
+
+
+def not_found(deployment_id: str) -> StopOutcome:
+    """The outcome of an id the server answered 404 for."""
+    response = httpx.Response(404, request=httpx.Request("POST", "https://api.hiveon.test/x"))
+    error = NotFoundError(
+        f"HTTP 404 Not Found for deployment {deployment_id!r}",
+        response=response,
+        body="",
+        request_id="req-4",
+        deployment_id=deployment_id,
+        attempts=1,
+    )
+    return StopOutcome(
+        deployment_id=deployment_id, status=OutcomeStatus.FAILED, error=error, attempts=1
     )
 
 

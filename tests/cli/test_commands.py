@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import runpy
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import click
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 from hiveon_async import __version__, cli
 from hiveon_async.cli import main
 from hiveon_async.cli._exit import CliExit, exits
-from hiveon_async.cli._faults import FAULT_MIX, fault_rates
+from hiveon_async.cli._faults import FAULT_MIX, describe_faults, fault_rates, parse_faults
 
 
 def test_help_lists_the_commands() -> None:
@@ -75,3 +77,85 @@ def test_one_fault_mix() -> None:
     assert sum(demo.values()) == pytest.approx(0.2)
     assert demo["reset"] == demo["drop"] == pytest.approx(0.03)
     assert fault_rates(0.0) == dict.fromkeys(FAULT_MIX, 0.0)
+
+
+def test_the_fault_mix_of_fake_server() -> None:
+    """``--faults`` reads status codes and fault names; the banner lists the non-zero ones."""
+    rates = parse_faults(" 500=0.1,503=0.05 , 429=0.02,reset=0.01,drop=0")
+    assert rates == {500: 0.1, 503: 0.05, 429: 0.02, "reset": 0.01, "drop": 0.0}
+    assert describe_faults(rates) == "500 10%, 503 5%, 429 2%, reset 1%"
+    assert describe_faults(fault_rates(0.3)) == "500 15%, 503 6%, 429 3%, reset 3%, drop 3%"
+    assert describe_faults({}) == "none"
+    with pytest.raises(ValueError, match="expected FAULT=RATE"):
+        parse_faults("500=0.1,")
+    with pytest.raises(ValueError, match="unknown fault 'boom'; expected a status code or drop"):
+        parse_faults("boom=0.1")
+
+
+#: Runs the command line in a fresh interpreter that cannot import one package of the extra.
+WITHOUT = """
+import sys
+sys.modules[{blocked!r}] = None  # an import of it raises ModuleNotFoundError
+sys.argv = ["hiveon-async", "--help"]
+{entry}
+"""
+CONSOLE_SCRIPT = "from hiveon_async.cli import run; sys.exit(run())"
+PYTHON_DASH_M = "import runpy; runpy.run_module('hiveon_async.cli', run_name='__main__')"
+
+
+@pytest.mark.parametrize("blocked", ["click", "rich"])
+@pytest.mark.parametrize("entry", [CONSOLE_SCRIPT, PYTHON_DASH_M], ids=["script", "python-m"])
+def test_without_the_cli_extra_one_line_and_exit_2(blocked: str, entry: str) -> None:
+    """No traceback: one line on stderr saying how to install the extra, and exit 2."""
+    completed = subprocess.run(
+        [sys.executable, "-c", WITHOUT.format(blocked=blocked, entry=entry)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr == f"{cli.EXTRA_HINT}\n"
+    assert "pip install 'hiveon-async[cli]'" in cli.EXTRA_HINT
+
+
+def test_the_package_imports_without_click() -> None:
+    """``hiveon_async.cli`` itself needs no click: only its ``main`` does."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['click'] = None; import hiveon_async.cli as cli; "
+            "print(callable(cli.run)); cli.main",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.stdout == "True\n"
+    assert completed.stderr.rstrip().endswith(
+        "ModuleNotFoundError: import of click halted; None in sys.modules"
+    )
+
+
+def test_main_is_the_click_group_and_run_is_the_console_script() -> None:
+    """Tests and docs import ``main`` (the group); the console script is ``run``."""
+    assert isinstance(cli.main, click.Group)
+    assert main is cli.main
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cli.nope  # noqa: B018
+    pyproject = tomllib.loads((Path(cli.__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"hiveon-async": "hiveon_async.cli:run"}
+
+
+def test_run_runs_the_group(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the extra, ``run`` is the group with its exit status."""
+    monkeypatch.setattr(sys, "argv", ["hiveon-async", "--version"])
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"hiveon-async, version {__version__}\n"

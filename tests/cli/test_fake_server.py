@@ -255,12 +255,59 @@ def test_in_process_a_generated_key_is_printed_and_faults_apply() -> None:
     assert re.search(r"Stopped after \d+ requests?\.", result.output)
 
 
+def test_deployments_file_says_which_ids_exist(tmp_path: Path) -> None:
+    """``--deployments FILE``: the ids listed answer 200, any other 404."""
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text(f"# the fleet\n{VENDOR_EXAMPLE_ID}\n\n  dep-2  # canary\n")
+    with fake_server("--api-key", "k", "--deployments", str(fleet)) as server:
+        known = vendor_example(server.url, "k")
+        other = httpx.post(
+            server.url + STOP_PATH.replace(VENDOR_EXAMPLE_ID, "dep-3"),
+            content=VENDOR_EXAMPLE_BODY,
+            headers={"Content-Type": "application/json", "X-API-Key": "k"},
+            timeout=5,
+        )
+    assert known.json() == {"deployment_id": VENDOR_EXAMPLE_ID}
+    assert other.status_code == 404
+    assert f"Deployments: 2 from {fleet}; any other id answers 404." in server.banner
+
+
+def test_faults_choose_the_mix() -> None:
+    """``--faults 503=1`` answers 503 to every request, and the banner says so."""
+    with fake_server("--api-key", "k", "--faults", "503=1") as server:
+        answers = [vendor_example(server.url, "k") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [503] * 3
+    assert answers[0].headers["retry-after"] == "1"
+    assert "Random faults: 503 100%." in server.banner
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_in_process_deployments_and_faults(tmp_path: Path) -> None:
+    """Through CliRunner: an id outside --deployments is 404; --faults picks what fails."""
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text("dep-1\n")
+    result, answers = serve_in_process(
+        signal.SIGINT, "--api-key", "key-1", "--deployments", str(fleet)
+    )
+    assert result.exit_code == 0, result.output
+    assert [answer.status_code for answer in answers] == [404]
+    assert "Deployments: 1 from" in result.output
+    result, answers = serve_in_process(
+        signal.SIGINT, "--api-key", "key-1", "--faults", "500=0.5, 429=0.5"
+    )
+    assert result.exit_code == 0, result.output
+    assert [answer.status_code for answer in answers] in ([500], [429])
+    assert "Random faults: 500 50%, 429 50%." in result.output
+
+
 def test_help_describes_every_option() -> None:
     """``fake-server --help`` documents its options."""
     result = CliRunner().invoke(main, ["fake-server", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--api-key", "--fail-rate", "--latency", "--rate-limit"):
+    options = ("--host", "--port", "--api-key", "--fail-rate", "--latency", "--rate-limit")
+    for option in (*options, "--faults", "--deployments"):
         assert option in result.output
+    assert "500=0.1,503=0.05,429=0.02,reset=0.01" in result.output.replace("\n", "")
 
 
 @pytest.mark.parametrize(
@@ -270,10 +317,37 @@ def test_help_describes_every_option() -> None:
         ["--latency", "-1"],
         ["--rate-limit", "0"],
         ["--port", "70000"],
+        ["--faults", "500"],
+        ["--faults", "500=x"],
+        ["--faults", "500=1.5"],
+        ["--faults", "200=0.1"],
+        ["--faults", "700=0.1"],
+        ["--faults", "boom=0.1"],
+        ["--faults", "500=0.6,503=0.6"],
+        ["--faults", "500=0.1,500=0.2"],
+        ["--faults", "500=0.1", "--fail-rate", "0.2"],
+        ["--deployments", "no-such-file.txt"],
     ],
-    ids=["fail-rate", "latency", "rate-limit", "port"],
+    ids=[
+        "fail-rate",
+        "latency",
+        "rate-limit",
+        "port",
+        "faults-no-rate",
+        "faults-not-a-number",
+        "faults-rate",
+        "faults-200",
+        "faults-status",
+        "faults-unknown",
+        "faults-sum",
+        "faults-twice",
+        "faults-and-fail-rate",
+        "deployments-missing",
+    ],
 )
 def test_bad_options_are_usage_errors(args: list[str]) -> None:
-    """Out-of-range options are refused before anything is served."""
+    """Bad options are refused before anything is served, saying what is wrong."""
     result = CliRunner().invoke(main, ["fake-server", *args])
     assert result.exit_code == 2
+    assert "Error:" in result.output
+    assert "listening" not in result.output

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
 from hiveon_async.cli._output import (
     JsonLinesOutput,
     NoOutput,
@@ -90,3 +92,65 @@ def test_output_for() -> None:
     assert isinstance(output_for("jsonl"), JsonLinesOutput)
     assert isinstance(output_for("table"), TableOutput)
     assert isinstance(output_for("none"), NoOutput)
+
+
+def table_of(records: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch, width: int) -> str:
+    """The table of these records, printed on a console ``width`` columns wide."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    stream = io.StringIO()
+    table = TableOutput(stream)
+    for record in records:
+        table.write(record)
+    table.finish()
+    return stream.getvalue()
+
+
+def failed_record(deployment_id: str) -> dict[str, object]:
+    record = outcome_record(FAILED)
+    record["deployment_id"] = deployment_id
+    return record
+
+
+@pytest.mark.parametrize(
+    ("length", "columns"),
+    [
+        (36, ["deployment_id", "status", "error"]),  # a UUID: the error still wraps beside it
+        (64, ["deployment_id", "status"]),
+    ],
+)
+def test_at_80_columns_the_table_never_cuts_an_id(
+    monkeypatch: pytest.MonkeyPatch, length: int, columns: list[str]
+) -> None:
+    """Each id stays whole on one line; the other columns wrap or are left out, and it says so."""
+    long_id = "d" * (length - 4) + "-end"
+    text = table_of([failed_record(long_id), outcome_record(STOPPED)], monkeypatch, 80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(f" {long_id} " in line for line in lines)
+    assert any(" dep-1 " in line for line in lines)
+    header = next(line for line in lines if "deployment_id" in line)
+    assert header.replace("┃", " ").split() == columns
+    assert "left out at this width: see --output jsonl" in text
+    if "error" in columns:
+        assert "ServerError 503" in text
+
+
+def test_an_id_wider_than_the_console_is_folded_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 128-character id at 80 columns is folded over two lines, every character kept."""
+    long_id = "".join(str(number % 10) for number in range(127)) + "Z"
+    text = table_of([failed_record(long_id)], monkeypatch, 80)
+    cells = [
+        line.split("│")[1].strip()
+        for line in text.splitlines()
+        if line.startswith("│") and line.split("│")[1].strip()
+    ]
+    assert "".join(cells) == long_id
+
+
+def test_a_wide_console_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room to spare, all five columns, no caption; short ids need no room."""
+    text = table_of([failed_record("x" * 64)], monkeypatch, 200)
+    assert "left out" not in text
+    for header in ("deployment_id", "status", "attempts", "elapsed", "error"):
+        assert header in text
+    assert "deployment_id" in table_of([], monkeypatch, 80)

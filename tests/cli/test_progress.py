@@ -103,3 +103,16 @@ def test_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     bar = progress_bar_for(BatchProgress(), total=lambda: None, output=output)
     assert isinstance(bar, ProgressBar)
     assert output.stream is not None
+
+
+def test_the_bar_shows_throttling() -> None:
+    """Once the server throttles: the 429s, the time paused and the pace; before, nothing."""
+    progress = BatchProgress()
+    bar = ProgressBar(progress, total=lambda: 100)
+    assert "429s" not in bar.status(now=0.0)
+    progress.throttled = 3
+    assert bar.status(now=1.0).endswith("retries 0  429s: 3")
+    progress.throttled, progress.paused, progress.paced_rate = 37, 4.04, 41.6
+    assert bar.status(now=2.0).endswith("retries 0  429s: 37 · paused 4.0s · paced at 42/s")
+    progress.throttled, progress.paced_rate = 0, None
+    assert bar.status(now=3.0).endswith("retries 0  429s: 0 · paused 4.0s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hiveon_async import BatchProgress
+from hiveon_async._models import BASE_URL_HINT
 from hiveon_async.cli import main
 from hiveon_async.testing import Fault
 from tests.doubles import ServedVendor, served_vendor
@@ -135,6 +137,52 @@ def test_table_output(fake_vendor: ServedVendor) -> None:
     assert "deployment_id" in result.stdout
     assert "BadRequestError 400" in result.stdout
     assert "{" not in result.stdout.splitlines()[0]
+
+
+def test_a_long_id_is_never_cut_from_the_table(fake_vendor: ServedVendor) -> None:
+    """At 80 columns (a pipe's width), the table keeps each id whole, on one line."""
+    long_id = "fleet-eu-west-" + "0123456789abcdef" * 3 + "-canary"
+    fake_vendor.fake.script(long_id, [Fault.status(400)])
+    result = CliRunner().invoke(
+        main,
+        ["stop", long_id, "dep-1", "--output", "table"],
+        env=fake_vendor.env(COLUMNS="80"),
+    )
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(f" {long_id} " in line for line in lines)
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_throttling_shows_in_the_summary(fake_vendor: ServedVendor) -> None:
+    """The summary counts the 429s, and the time a Retry-After paused all sending."""
+    fake_vendor.fake.script("busy-1", [Fault.status(429, retry_after=2), 200])
+    fake_vendor.fake.script("busy-2", [Fault.status(503, retry_after=3), 200])
+    result = stop(fake_vendor.env(), "busy-1", "busy-2", "--concurrency", "1")
+    assert result.exit_code == 0, result.stderr
+    (row,) = (line for line in result.stderr.splitlines() if line.startswith("  throttling"))
+    assert re.fullmatch(r"  throttling     429s: 1 · paused [1-9][0-9.]*s( · paced at .*)?", row)
+    assert len(records(result.stdout)) == 2  # the JSON Lines are as before: one per id
+    assert {len(line) for line in map(set, records(result.stdout))} == {5}
+
+
+def test_a_wrong_base_path_hints_at_the_base_url(fake_vendor: ServedVendor) -> None:
+    """A base URL with /vendors/v1 makes every id answer 404: the summary says what to check."""
+    env = fake_vendor.env(HIVEON_BASE_URL=fake_vendor.url + "/vendors/v1")
+    result = stop(env, "dep-1", "dep-2", "dep-3")
+    assert result.exit_code == 1
+    assert {line["error"]["type"] for line in records(result.stdout)} == {"NotFoundError"}
+    assert f"  Hint: {BASE_URL_HINT}." in result.stderr.splitlines()
+    assert result.stderr.count("check the base URL") == 1
+    assert fake_vendor.fake.stopped == set()
+
+
+def test_missing_deployments_alone_give_no_hint(fake_vendor: ServedVendor) -> None:
+    """Some ids missing among others stopped: no hint about the base URL."""
+    fake_vendor.fake.script("gone-1", [404])
+    result = stop(fake_vendor.env(), "gone-1", "dep-2", "--concurrency", "1")
+    assert result.exit_code == 1
+    assert "base URL" not in result.stderr
 
 
 def test_quiet_prints_no_summary(fake_vendor: ServedVendor) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from hiveon_async import StopOutcome
+from hiveon_async._models import BASE_URL_HINT
 from hiveon_async.cli._output import TableOutput, Tally, outcome_record
 from hiveon_async.cli._run import Ending, exit_status
 from hiveon_async.cli._summary import conclude, headline, summary_lines
 
-from ._helpers import FAILED, SKIPPED, STOPPED, tally_of
+from ._helpers import FAILED, SKIPPED, STOPPED, not_found, tally_of
 
 
 def test_a_failure_without_an_error_is_quoted_by_status() -> None:
@@ -87,3 +88,43 @@ def test_conclude(capsys: pytest.CaptureFixture[str]) -> None:
     assert captured.err.startswith("Stopped the only deployment.")
     assert conclude(Ending.FINISHED, None, tally, ClosedTable(), quiet=True) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_the_summary_shows_what_throttling_cost() -> None:
+    """Throttling always has a row; the time paused and the pace show once there are any."""
+    tally = tally_of(STOPPED)
+    assert "  throttling     429s: 0" in summary_lines(tally, headline="H")
+    tally.throttled, tally.paused, tally.paced_rate = 37, 4.04, 41.6
+    lines = summary_lines(tally, headline="H")
+    assert "  throttling     429s: 37 · paused 4.0s · paced at 42/s" in lines
+    tally.throttled, tally.paced_rate = 0, None  # a 503's Retry-After pauses too
+    assert "  throttling     429s: 0 · paused 4.0s" in summary_lines(tally, headline="H")
+
+
+def test_every_id_404_hints_at_the_base_url() -> None:
+    """When every id answered 404, the summary says once to check the base URL."""
+    lines = summary_lines(tally_of(*(not_found(f"dep-{n}") for n in range(3))), headline="H")
+    assert lines[1] == f"  Hint: {BASE_URL_HINT}."
+    assert sum("base URL" in line for line in lines) == 1
+    assert summary_lines(tally_of(not_found("dep-1")), headline="H")[1].startswith("  Hint:")
+
+
+def test_twenty_404s_in_a_row_from_the_start_hint_at_the_base_url() -> None:
+    """The first 20 in a row, then other failures: the hint; 19, a stop first or after, not."""
+    twenty = [not_found(f"dep-{n}") for n in range(20)]
+    hint = summary_lines(tally_of(*twenty, FAILED, SKIPPED), headline="H")[1]
+    assert hint.startswith(
+        "  Hint: the first 20 ids all answered 404 Not Found: check the base URL"
+    )
+    assert hint.endswith(BASE_URL_HINT.split(": ", 1)[1] + ".")
+    for outcomes in (
+        [*twenty[:19], FAILED],
+        [STOPPED, *twenty],
+        [*twenty, STOPPED],  # a stopped id proves the base URL right
+        [SKIPPED],
+        [FAILED],
+    ):
+        assert not any(
+            "base URL" in line for line in summary_lines(tally_of(*outcomes), headline="H")
+        )
+    assert tally_of().base_url_hint is None
