@@ -54,3 +54,11 @@ def test_exported_names_belong_to_the_package() -> None:
     for name in hiveon_async.__all__:
         module = getattr(getattr(hiveon_async, name), "__module__", "hiveon_async")
         assert module.startswith("hiveon_async"), name
+
+
+def test_public_classes_name_the_public_module() -> None:
+    """Tracebacks and reprs say hiveon_async.NotFoundError, not a private module."""
+    classes = [getattr(hiveon_async, name) for name in hiveon_async.__all__ if name[0].isupper()]
+
+    assert classes
+    assert {cls.__module__ for cls in classes if isinstance(cls, type)} == {"hiveon_async"}
