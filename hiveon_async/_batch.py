@@ -36,12 +36,22 @@ from ._engine import Engine
 from ._errors import (
     APITimeoutError,
     AuthenticationError,
+    ClientClosedError,
     HiveonError,
     InvalidRequestError,
     NotFoundError,
+    compact,
 )
-from ._models import BASE_URL_HINT, BatchReport, OutcomeStatus, StopOutcome, StopResult
-from ._redact import scrub_chain
+from ._models import (
+    BASE_URL_HINT,
+    BatchFailedError,
+    BatchReport,
+    OutcomeStatus,
+    StopOutcome,
+    StopResult,
+)
+from ._redact import drop_frames, scrub_chain
+from ._request import plain_str, type_name
 
 logger = logging.getLogger("hiveon_async")
 
@@ -110,9 +120,13 @@ class OutcomeStream:
     """
 
     def __init__(
-        self, receive: MemoryObjectReceiveStream[StopOutcome], progress: BatchProgress
+        self,
+        receive: MemoryObjectReceiveStream[StopOutcome],
+        progress: BatchProgress,
+        source: _Source | None = None,
     ) -> None:
         self._receive = receive
+        self._source = source
         self.progress = progress
 
     def __aiter__(self) -> AsyncIterator[StopOutcome]:
@@ -122,6 +136,10 @@ class OutcomeStream:
         try:
             return await self._receive.receive()
         except anyio.EndOfStream:
+            # Every outcome is out: now the input's own exception, if reading it raised.
+            failure = None if self._source is None else self._source.failure
+            if failure is not None:
+                raise failure from None
             raise StopAsyncIteration from None
 
 
@@ -131,6 +149,13 @@ class _Aborted(Exception):
     def __init__(self, cause: HiveonError) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+@attrs.frozen
+class _Accounted:
+    """An outcome counted and given to ``on_outcome``, whose hand-over was cut short."""
+
+    outcome: StopOutcome
 
 
 class _Source:
@@ -158,6 +183,8 @@ class _Source:
                 f"ids must be an iterable or async iterable, not {type(ids).__name__}"
             )
         self._done = False
+        #: What the input raised, if it did: no more ids are read after it.
+        self.failure: Exception | None = None
 
     @property
     def needs_feeder(self) -> bool:
@@ -167,16 +194,31 @@ class _Source:
     async def feed(self) -> None:
         """Read the async iterable into the buffer until it ends."""
         assert self._async is not None
+        iterator = aiter(self._async)
         async with self._send:
-            async for item in self._async:
-                await self._send.send(item)
+            try:
+                async for item in iterator:
+                    await self._send.send(item)
+            except Exception as exc:  # the caller's input: kept, re-raised after
+                self.failure = exc
+            finally:
+                # Cut off (the batch stopped) while the input is suspended: close it now,
+                # not at GC (an async generator left suspended is a ResourceWarning on trio).
+                aclose = getattr(iterator, "aclose", None)
+                if aclose is not None:
+                    with anyio.CancelScope(shield=True):
+                        await aclose()
 
     async def pull(self) -> object:
         """Return the next id, or ``_END``."""
         if self._done:
             return _END
         if self._sync is not None:
-            item: object = next(self._sync, _END)
+            try:
+                item: object = next(self._sync, _END)
+            except Exception as exc:  # the caller's input: kept, re-raised after
+                self.failure = exc
+                item = _END
         else:
             try:
                 item = await self._receive.receive()
@@ -193,15 +235,33 @@ class _Source:
             self._receive.close()
 
 
+#: The most characters of a ``repr`` kept as the key of an input that is not a str.
+_MAX_KEY_CHARS = 200
+
+
 def _key(item: object) -> str:
-    return item if isinstance(item, str) else repr(item)
+    """The id an input item is known by in outcomes: the str itself, else a short repr.
+
+    Never raises, and never runs the item's own code twice: a str subclass is
+    reduced to a plain str (its ``__eq__``/``__hash__`` never reach the
+    report), and an object whose ``repr()`` raises is named by its type.
+    """
+    plain = plain_str(item)
+    if plain is not None:
+        return plain
+    try:
+        shown = repr(item)
+    except Exception:  # a broken __repr__ must fail only its own id
+        return object.__repr__(item)
+    shown = plain_str(shown) or object.__repr__(item)
+    return shown if len(shown) <= _MAX_KEY_CHARS else shown[:_MAX_KEY_CHARS] + "..."
 
 
 @attrs.frozen(kw_only=True)
 class BatchSettings:
     """The caller's settings for one batch, as the client's batch methods take them."""
 
-    metadata: Mapping[str, str] | None
+    metadata: Mapping[str, str] | None = attrs.field(repr=False)  # holds CLORE_API_KEY
     concurrency: int | None
     deadline: float | None
     on_outcome: Callable[[StopOutcome], Any] | None
@@ -225,7 +285,7 @@ class _Batch:
         dedupe: bool,
     ) -> None:
         if engine.closed:
-            raise RuntimeError("this AsyncVendorClient is closed")
+            raise ClientClosedError()
         self.engine = engine
         self.metadata = settings.metadata
         self.concurrency = _check_concurrency(settings.concurrency, engine.max_concurrency)
@@ -238,7 +298,7 @@ class _Batch:
         self.caller_error: Exception | None = None
         self._workers = anyio.CancelScope()
         # Per worker: the call it is running, or the outcome it has not yet handed over.
-        self.slots: list[Call | StopOutcome | None] = [None] * self.concurrency
+        self.slots: list[Call | StopOutcome | _Accounted | None] = [None] * self.concurrency
         self.started = time.monotonic()
         self._paused_before = engine.paused_seconds
         self._not_found_streak: int | None = 0  # None once anything but a 404 came back
@@ -253,6 +313,7 @@ class _Batch:
         """
         extra = max(0, self.concurrency - self.engine.max_concurrency)
         self.engine.slots.grow(extra)
+        forget = self.engine.notify_on_close(self._client_closed)
         try:
             with _single_error():
                 async with anyio.create_task_group() as feeding:
@@ -261,6 +322,7 @@ class _Batch:
                     await self._run(emit)
                     feeding.cancel_scope.cancel()  # the input is read to its end by now: a no-op
         finally:
+            forget()
             self.source.close()
             self.engine.slots.shrink(extra)
 
@@ -272,14 +334,21 @@ class _Batch:
                     workers.start_soon(self._worker, slot, emit)
         if self.caller_error is not None:
             raise self.caller_error
-        if scope.cancelled_caught:
+        if scope.cancelled_caught or isinstance(self.stop_cause, ClientClosedError):
             self.stop(APITimeoutError(f"the batch deadline of {self.deadline}s passed"))
             for slot, held in enumerate(self.slots):
-                if held is not None:
+                if isinstance(held, _Accounted):
+                    await self._emit(slot, held.outcome, emit, accounted=True)
+                elif held is not None:
                     outcome = held if isinstance(held, StopOutcome) else self._cut_short(held)
                     await self._emit(slot, outcome, emit)
         if self.stop_cause is not None:
             await self._skip_the_rest(emit)
+
+    def _client_closed(self) -> None:
+        """The client is closing: send nothing more, cut the calls in flight short."""
+        self.stop(ClientClosedError())
+        self._workers.cancel()
 
     def stop(self, cause: HiveonError) -> None:
         """Stop sending: no new request starts; ids not yet sent end ``skipped``."""
@@ -342,18 +411,30 @@ class _Batch:
                 item,  # type: ignore[arg-type]  # anything may come in; prepare checks it
                 self.metadata,
             )
+        except ClientClosedError as exc:  # closed mid-batch: this id and the rest go unsent
+            self.stop(exc)
+            return _outcome(key, OutcomeStatus.SKIPPED, error=exc)
         except InvalidRequestError as exc:
             return _outcome(key, OutcomeStatus.FAILED, error=exc)
+        except Exception as exc:  # a hostile input fails its own id only
+            error = InvalidRequestError(
+                f"deployment id {key!r} could not be checked: {type_name(exc)}", deployment_id=key
+            )
+            return _outcome(key, OutcomeStatus.FAILED, error=error)
         self.slots[slot] = call
         self.progress.in_flight += 1
         try:
             result = await self.engine.send(call, self)
         except _Aborted as exc:
             return self._cut_short(call, exc.cause)
+        except ClientClosedError as exc:
+            self.stop(exc)
+            return self._cut_short(call, exc)
         except Exception as exc:  # one id's failure never escapes the batch
             if not isinstance(exc, HiveonError):
                 # A foreign transport's message may quote what it sent: redact before logging.
-                scrub_chain(exc, call.secrets)
+                # Frames kept for the log (a bug needs them); dropped from the outcome below.
+                scrub_chain(exc, call.secrets, frames=True)
                 logger.exception("unexpected error stopping deployment %r", key)
                 exc = _unexpected(exc, call)
             if isinstance(exc, AuthenticationError):
@@ -417,12 +498,32 @@ class _Batch:
         )
 
     async def _emit(
-        self, slot: int, outcome: StopOutcome, emit: Callable[[StopOutcome], Awaitable[None]]
+        self,
+        slot: int,
+        outcome: StopOutcome,
+        emit: Callable[[StopOutcome], Awaitable[None]],
+        *,
+        accounted: bool = False,
     ) -> None:
         # Held in the slot until handed over, so a deadline mid-hand-over loses nothing.
         self.slots[slot] = outcome
-        await emit(outcome)
+        try:
+            await emit(outcome)
+        except anyio.get_cancelled_exc_class():
+            # Cancelled while handing it over (a stream whose reader is gone): the outcome is
+            # complete, so it is still counted and given to on_outcome; a deadline's
+            # hand-over of the held outcome will not count it again.
+            if not accounted:
+                self.slots[slot] = _Accounted(outcome)
+                with anyio.CancelScope(shield=True):
+                    await self._account(outcome)
+            raise
         self.slots[slot] = None
+        if not accounted:
+            await self._account(outcome)
+
+    async def _account(self, outcome: StopOutcome) -> None:
+        """Count a completed outcome and hand it to ``on_outcome``."""
         self.progress._count(outcome)
         self._pacing()
         if self.on_outcome is not None:
@@ -494,6 +595,12 @@ def _outcome(
     elapsed: float = 0.0,
     maybe_applied: bool = False,
 ) -> StopOutcome:
+    if error is not None and status is OutcomeStatus.FAILED:
+        # Kept for the batch's life (a report of a million ids keeps a million): the
+        # type, message and attributes stay, the frames (and their locals) go, and
+        # the response is packed.
+        drop_frames(error)
+        compact(error)
     return StopOutcome(
         deployment_id=deployment_id,
         status=status,
@@ -538,11 +645,19 @@ async def run_report(
     for key, outcome in seen.items():
         assert outcome is not None
         outcomes[key] = outcome
-    return BatchReport(
+    report = BatchReport(
         outcomes=outcomes,
         duplicates=batch.progress.duplicates,
         elapsed=time.monotonic() - batch.started,
     )
+    failure = batch.source.failure
+    if failure is not None:
+        raise BatchFailedError(
+            f"reading the ids raised {type_name(failure)} after {len(outcomes)} ids; "
+            "error.report holds the outcome of each of them, and the exception is the cause",
+            report=report,
+        ) from failure
+    return report
 
 
 @asynccontextmanager
@@ -561,7 +676,7 @@ async def stream(
         async with anyio.create_task_group() as group, receive:
             group.start_soon(produce)
             try:
-                yield OutcomeStream(receive, batch.progress)
+                yield OutcomeStream(receive, batch.progress, batch.source)
             finally:
                 # Leaving early (break, error) stops the batch; in-flight calls are cancelled.
                 group.cancel_scope.cancel()

@@ -89,6 +89,42 @@ class AsyncVendorClient:
         transport: httpx.AsyncBaseTransport | None = None,
         speedups: bool | None = None,
     ) -> None:
+        try:
+            self._set_up(
+                api_key=api_key,
+                base_url=base_url,
+                metadata=metadata,
+                timeout=timeout,
+                retry=retry,
+                rate_limit=rate_limit,
+                max_concurrency=max_concurrency,
+                http_client=http_client,
+                transport=transport,
+                speedups=speedups,
+            )
+        except InvalidRequestError as exc:
+            error = exc
+        else:
+            return
+        # Raised from here without the frames below, and without the credentials among
+        # this frame's locals: a traceback that captures locals (Sentry...) shows neither.
+        del api_key, metadata
+        raise error.with_traceback(None)
+
+    def _set_up(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        metadata: Mapping[str, str] | None,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy | None,
+        rate_limit: RateLimit | None,
+        max_concurrency: int,
+        http_client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+        speedups: bool | None,
+    ) -> None:
         api_key = resolve_api_key(api_key)
         url = resolve_base_url(base_url)
         default = default_metadata(metadata)
@@ -152,6 +188,8 @@ class AsyncVendorClient:
         await self._engine.aclose()
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_engine"):  # construction refused: a traceback may show it
+            return f"<{type(self).__name__} (not set up)>"
         return (
             f"{type(self).__name__}(base_url={str(self._base_url)!r}, "
             f"max_concurrency={self._max_concurrency}, retry={self._retry!r}, "
@@ -190,7 +228,8 @@ class AsyncVendorClient:
             The server's confirmation.
 
         Raises:
-            RuntimeError: The client is closed.
+            RuntimeError: The client is closed, or was closed while the call
+                waited to retry (a ``ClientClosedError``, also a ``HiveonError``).
             InvalidRequestError: Bad id or metadata; nothing was sent.
             AuthenticationError: 401, the API key was refused.
             NotFoundError: 404, no such deployment (see ``maybe_applied``).
@@ -203,7 +242,11 @@ class AsyncVendorClient:
             ResponseValidationError: A 2xx whose body is not the documented shape.
         """
         engine = self._engine
-        return await engine.send(engine.prepare(deployment_id, metadata))
+        try:
+            call = engine.prepare(deployment_id, metadata)
+        finally:
+            del metadata  # a traceback that captures locals (Sentry...) must not show the key
+        return await engine.send(call)
 
     # -- many calls ----------------------------------------------------------------
 
@@ -250,23 +293,26 @@ class AsyncVendorClient:
         Raises:
             InvalidRequestError: ``ids`` is a str or not iterable, or
                 ``concurrency``/``deadline`` is invalid; raised before any I/O.
+            RuntimeError: The client is closed (a ``ClientClosedError``). Closed
+                while the batch runs, the batch instead cancels its calls and
+                skips the ids not yet sent.
+            BatchFailedError: Reading ``ids`` raised: ``error.report`` holds the
+                outcomes of the ids read before, ``error.__cause__`` your exception.
 
         Example:
             >>> report = await client.stop_deployments(ids, concurrency=16)  # doctest: +SKIP
             >>> print(len(report.stopped), len(report.failed))  # doctest: +SKIP
             >>> report.raise_for_failures()  # doctest: +SKIP
         """
-        return await _batch.run_report(
-            self._engine,
-            ids,
-            _batch.BatchSettings(
-                metadata=metadata,
-                concurrency=concurrency,
-                deadline=deadline,
-                on_outcome=on_outcome,
-                progress=progress,
-            ),
+        settings = _batch.BatchSettings(
+            metadata=metadata,
+            concurrency=concurrency,
+            deadline=deadline,
+            on_outcome=on_outcome,
+            progress=progress,
         )
+        del metadata  # a traceback that captures locals (Sentry...) must not show the key
+        return await _batch.run_report(self._engine, ids, settings)
 
     def stream_stop_deployments(
         self,
@@ -304,6 +350,8 @@ class AsyncVendorClient:
 
         Raises:
             InvalidRequestError: Invalid arguments; raised before any I/O.
+            Exception: Whatever reading ``ids`` raised, as itself, from the
+                ``async for`` once every outcome of the ids read before it is out.
 
         Example:
             >>> async with client.stream_stop_deployments(ids) as outcomes:  # doctest: +SKIP

@@ -16,7 +16,8 @@ client shares them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import anyio
@@ -25,12 +26,18 @@ import httpx
 from ._call import Call
 from ._clock import Clock
 from ._config import RateLimit, RetryPolicy
-from ._errors import APIStatusError, APITimeoutError, HiveonError, InvalidRequestError
+from ._errors import (
+    APIStatusError,
+    APITimeoutError,
+    ClientClosedError,
+    HiveonError,
+    InvalidRequestError,
+)
 from ._models import StopResult
 from ._policy._gate import SendGate
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
 from ._policy._slots import Slots
-from ._redact import safe_request
+from ._redact import hide_in_logs, safe_request
 from ._request import (
     CLORE_API_KEY,
     STOP_PATH,
@@ -110,6 +117,12 @@ class Engine:
             None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
         )
         self.closed = False
+        # The sending libraries' loggers redact this client's credentials while it lives:
+        # until aclose(), or until it is collected unclosed.
+        self._forget_secrets = hide_in_logs((api_key, metadata.get(CLORE_API_KEY, "")))
+        weakref.finalize(self, self._forget_secrets)
+        # Told when the client closes (a running batch cancels its calls): per batch, not per call.
+        self._on_close: set[Callable[[], None]] = set()
 
     @property
     def pool(self) -> str | None:
@@ -136,13 +149,29 @@ class Engine:
         self.clock = self.gate.clock = clock
 
     async def aclose(self) -> None:
-        """Refuse new calls and close the transport. Idempotent."""
+        """Refuse new calls and new attempts, and close the transport. Idempotent.
+
+        Calls waiting to retry end with :class:`ClientClosedError` when they
+        wake; a running batch cancels its calls; a request in flight through a
+        pool of ours fails as its connection closes, and is not retried.
+        Nothing is sent after this returns.
+        """
         self.closed = True
-        if self._transport is not None:
-            await self._transport.aclose()
-        elif not self._closed_unopened:
-            self._closed_unopened = True
-            await self._transports.aclose_unopened()
+        for notify in list(self._on_close):
+            notify()
+        # Shielded: a close cut short would leave sockets to the garbage collector (and a
+        # batch closed from its own on_outcome has just cancelled the task running this).
+        with anyio.CancelScope(shield=True):
+            if self._transport is not None:
+                await self._transport.aclose()
+            elif not self._closed_unopened:
+                self._closed_unopened = True
+                await self._transports.aclose_unopened()
+
+    def notify_on_close(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (sync, quick) when the client closes; returns the undo."""
+        self._on_close.add(callback)
+        return lambda: self._on_close.discard(callback)
 
     # -- prepare ---------------------------------------------------------------
 
@@ -150,19 +179,30 @@ class Engine:
         """Validate one call and build its request; no I/O.
 
         Raises:
-            RuntimeError: The client is closed.
+            ClientClosedError: The client is closed (also a ``RuntimeError``).
             InvalidRequestError: A bad id or metadata.
         """
         if self.closed:
-            raise RuntimeError("this AsyncVendorClient is closed")
-        segment = deployment_path_segment(deployment_id)
-        if metadata is None and self._default_body is not None:
-            body = self._default_body
-            clore_key = self._metadata[CLORE_API_KEY]
+            raise ClientClosedError()
+        try:
+            # The id as checked, a plain str, is what is sent and what every message shows.
+            deployment_id = segment = deployment_path_segment(deployment_id)
+            if metadata is None and self._default_body is not None:
+                body = self._default_body
+                clore_key = self._metadata[CLORE_API_KEY]
+            else:
+                body, clore_key = self._encode(metadata)
+        except InvalidRequestError as exc:
+            refused = exc
         else:
-            merged = {**self._metadata, **check_metadata(metadata)}
-            body = encode_body(merged)
-            clore_key = merged[CLORE_API_KEY]
+            return self._call(deployment_id, segment, body, clore_key)
+        # Raised without the frames below, and without the metadata among this frame's
+        # locals: a traceback that captures locals (Sentry...) must not show the key.
+        del metadata
+        raise refused.with_traceback(None)
+
+    def _call(self, deployment_id: str, segment: str, body: bytes, clore_key: str) -> Call:
+        """The prepared call of a checked id and its encoded body."""
         path = f"{self._path_prefix}{segment}/stop"
         now = self.clock.now()
         deadline = self.retry.deadline
@@ -179,6 +219,11 @@ class Engine:
             started=now,
             deadline=None if deadline is None else now + deadline,
         )
+
+    def _encode(self, metadata: Mapping[str, str] | None) -> tuple[bytes, str]:
+        """Merge and encode a call's metadata: the body and its ``CLORE_API_KEY``."""
+        merged = {**self._metadata, **check_metadata(metadata)}
+        return encode_body(merged), merged[CLORE_API_KEY]
 
     # -- send ------------------------------------------------------------------
 
@@ -243,6 +288,8 @@ class Engine:
 
     async def _attempt(self, call: Call, listener: AttemptListener | None) -> StopResult:
         """One attempt: a connection slot, a turn at the gate, the exchange."""
+        if self.closed:  # closed while this call waited to retry: send nothing more
+            raise self._closed_error(call)
         if listener is not None:
             listener.before_attempt(call)
         # The slot before the turn: a turn taken while waiting for a slot would be spent
@@ -296,9 +343,18 @@ class Engine:
 
     def _open_transport(self) -> Transport:
         if self.closed:
-            raise RuntimeError("this AsyncVendorClient is closed")
+            raise ClientClosedError()
         self._transport = self._transports.open()
         return self._transport
+
+    @staticmethod
+    def _closed_error(call: Call) -> ClientClosedError:
+        """The error of a call the client's close cut short, with what it had sent."""
+        return ClientClosedError(
+            deployment_id=call.deployment_id,
+            attempts=call.attempts,
+            maybe_applied=call.maybe_applied,
+        )
 
 
 def _body_or_none(metadata: dict[str, str]) -> bytes | None:

@@ -16,6 +16,10 @@ One root, two branches: no response at all, and a response that said no::
     ├── ResponseValidationError                 2xx whose body is not the documented shape
     └── BatchFailedError                        BatchReport.raise_for_failures(): report
 
+A closed client raises ``ClientClosedError``, which is a ``RuntimeError`` first
+(what a closed client has always raised) and a ``HiveonError`` too, so that a
+batch outcome can carry it. It is not drawn above: catch it as ``RuntimeError``.
+
 ``BatchFailedError`` lives beside ``BatchReport`` (:mod:`hiveon_async._models`),
 which it carries: errors sit below models, never the other way round.
 
@@ -26,7 +30,8 @@ error has its ``X-API-Key`` header and its body removed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
@@ -37,6 +42,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "HiveonError",
     "InvalidRequestError",
     "NotFoundError",
@@ -117,7 +123,83 @@ class APITimeoutError(APIConnectionError):
     """The attempt, or the whole call's deadline, ran out before a response arrived."""
 
 
-class APIStatusError(HiveonError):
+class _PackedResponse:
+    """A kept response, packed small; the ``httpx.Response`` is rebuilt when asked for.
+
+    A batch of a million failed ids keeps a million errors: an ``httpx.Response``
+    with its request costs about 2.5 KiB, these few fields a fraction of that
+    (the request headers, the same for every call of a client, are shared).
+    """
+
+    __slots__ = ("content", "extensions", "headers", "method", "request_headers", "status", "url")
+
+    def __init__(self, response: httpx.Response) -> None:
+        request = response.request
+        self.status = response.status_code
+        self.headers = tuple(response.headers.raw)
+        self.content = response.content
+        self.extensions = response.extensions or None
+        self.method = request.method
+        self.url = str(request.url)
+        self.request_headers = _shared(tuple(request.headers.raw))
+
+    def unpack(self) -> httpx.Response:
+        import httpx  # already imported by the client; kept out of this leaf's import time
+
+        response = httpx.Response(
+            self.status,
+            headers=list(self.headers),
+            content=self.content,
+            request=httpx.Request(self.method, self.url, headers=list(self.request_headers)),
+        )
+        if self.extensions is not None:
+            response.extensions = dict(self.extensions)
+        return response
+
+
+@functools.lru_cache(maxsize=64)
+def _shared(headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """One copy of each set of request headers (a client sends the same ones every time)."""
+    return headers
+
+
+class _KeepsResponse:
+    """Mixin: ``response`` as given, or packed (:class:`_PackedResponse`) once compacted.
+
+    Packed, the response is rebuilt (once) when read: a copy, equal in status,
+    headers, body and request, not the same object.
+    """
+
+    _packed: _PackedResponse | None
+    _unpacked: httpx.Response | None
+
+    def _keep(self, response: httpx.Response | None) -> None:
+        self._packed, self._unpacked = None, response
+
+    def _compact(self) -> None:
+        """Keep the response packed from now on (a batch does, for each outcome it keeps)."""
+        response = self._unpacked
+        if response is None:
+            return
+        try:
+            self._packed = _PackedResponse(response)
+        except RuntimeError:  # no request set on it, or a body not read: kept as it is
+            return
+        self._unpacked = None
+
+    @property
+    def response(self) -> Any:
+        """The response (a copy without credentials, its body already read and capped)."""
+        if self._unpacked is None and self._packed is not None:
+            self._unpacked = self._packed.unpack()
+        return self._unpacked
+
+    @response.setter
+    def response(self, response: httpx.Response | None) -> None:
+        self._keep(response)
+
+
+class APIStatusError(HiveonError, _KeepsResponse):
     """The server answered with a status that is not success.
 
     Attributes:
@@ -144,7 +226,7 @@ class APIStatusError(HiveonError):
         super().__init__(
             message, deployment_id=deployment_id, attempts=attempts, maybe_applied=maybe_applied
         )
-        self.response = response
+        self._keep(response)
         self.status_code = response.status_code
         self.body = body
         self.request_id = request_id
@@ -179,7 +261,7 @@ class ServerError(APIStatusError):
     """5xx: the server failed; retried by default."""
 
 
-class ResponseValidationError(HiveonError):
+class ResponseValidationError(HiveonError, _KeepsResponse):
     """A 2xx response whose body is not the documented shape, or is too large.
 
     Not retried: the server claims success, so sending again would not help;
@@ -203,5 +285,37 @@ class ResponseValidationError(HiveonError):
         super().__init__(
             message, deployment_id=deployment_id, attempts=attempts, maybe_applied=maybe_applied
         )
-        self.response = response
+        self._keep(response)
         self.request_id = request_id
+
+
+#: The message of every error about a closed client (documented; tests match it).
+CLOSED_MESSAGE = "this AsyncVendorClient is closed"
+
+
+class ClientClosedError(HiveonError, RuntimeError):
+    """The client was closed: a call made after :meth:`aclose`, or pending when it ran.
+
+    Also a ``RuntimeError``, which is what a closed client has always raised,
+    so ``except RuntimeError`` keeps working; being a :class:`HiveonError`, a
+    batch outcome can carry it. Nothing was sent for the call after the close
+    (``attempts`` counts what was sent before it).
+    """
+
+    def __init__(
+        self,
+        message: str = CLOSED_MESSAGE,
+        *,
+        deployment_id: str | None = None,
+        attempts: int = 0,
+        maybe_applied: bool = False,
+    ) -> None:
+        super().__init__(
+            message, deployment_id=deployment_id, attempts=attempts, maybe_applied=maybe_applied
+        )
+
+
+def compact(error: HiveonError) -> None:
+    """Make ``error`` small to keep: its response packed (see :class:`_PackedResponse`)."""
+    if isinstance(error, _KeepsResponse):
+        error._compact()

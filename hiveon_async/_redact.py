@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 
 import httpx
 
@@ -101,14 +104,35 @@ def _safe_headers(
     return headers
 
 
-def scrub_chain(error: BaseException, secrets: Sequence[str]) -> None:
+def drop_frames(error: BaseException) -> None:
+    """Drop the traceback of ``error`` and of every exception chained to it; keep the rest.
+
+    A traceback keeps every frame it passed through alive, and with them their
+    locals: a library's request headers (``X-API-Key``) and body
+    (``CLORE_API_KEY``), which a traceback capturing locals (Sentry, ``pytest
+    -l``, rich, loguru) prints. It is also most of what an error kept on a
+    batch outcome costs in memory. The type, message and attributes stay.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+
+
+def scrub_chain(error: BaseException, secrets: Sequence[str], *, frames: bool = False) -> None:
     """Hide secrets in the messages of ``error`` and of every exception chained to it.
 
     A parser's error may quote what the server sent (an echoed key, say), and a
     traceback prints every chained exception. Messages and string attributes
     that show a secret are redacted; an exception that still shows one after
-    that (its ``__str__`` reads something else) is cut from the chain.
+    that (its ``__str__`` reads something else) is cut from the chain. Unless
+    ``frames`` is true, the tracebacks of the chain are dropped too
+    (:func:`drop_frames`): their frames' locals hold what was sent.
     """
+    if not frames:
+        drop_frames(error)
     kept = [secret for secret in secrets if secret]
     if not kept:
         return
@@ -177,3 +201,120 @@ def safe_response(
         key: value for key, value in response.extensions.items() if key == "http_version"
     }
     return copy
+
+
+# -- other libraries' loggers ----------------------------------------------------------
+
+#: The loggers of the libraries that send for us, which may quote what a server echoed
+#: (httpx's request line with its reason phrase, httpcore's trace of the response head,
+#: aiohttp's errors). A filter on a logger sees only the records made by that very
+#: logger, not its children's, so each one that logs is named.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.access",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+)
+
+
+class SecretLogFilter(logging.Filter):
+    """Redacts the secrets of every live client from the records of the loggers it is on.
+
+    One instance serves the process. Clients register their secrets while they
+    are alive (:func:`hide_in_logs`). The filter costs nothing for records
+    below a logger's level (they are never made), and with no client alive it
+    passes records untouched.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: Counter[str] = Counter()
+        self._secrets: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+        # Secrets to forget, queued: a client collected unclosed is forgotten by a GC
+        # finalizer, which may run anywhere, even inside add() on this very thread.
+        self._pending: list[tuple[str, ...]] = []
+
+    def add(self, secrets: tuple[str, ...]) -> None:
+        """Hide ``secrets`` from now on (counted: two clients may share a key)."""
+        with self._lock:
+            self._forget_pending()
+            for secret in secrets:
+                self._counts[secret] += 1
+            self._secrets = tuple(self._counts)
+
+    def remove(self, secrets: tuple[str, ...]) -> None:
+        """Stop hiding ``secrets`` once no other live client holds them.
+
+        Safe from a finalizer: it only queues them when the lock is busy (held
+        by another thread, or by an ``add`` this finalizer interrupted).
+        """
+        self._pending.append(secrets)  # atomic under the GIL
+        if self._lock.acquire(blocking=False):
+            try:
+                self._forget_pending()
+                self._secrets = tuple(self._counts)
+            finally:
+                self._lock.release()
+
+    def _forget_pending(self) -> None:
+        counts = self._counts
+        while self._pending:
+            for secret in self._pending.pop():
+                counts[secret] -= 1
+                if counts[secret] <= 0:
+                    del counts[secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self._secrets
+        if not secrets:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot format is logging's to report
+            return True
+        redacted = redact_text(message, secrets)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact_text(text, secrets)
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text, secrets)
+        return True
+
+
+_LOG_FILTER = SecretLogFilter()
+_installed = False
+
+
+def hide_in_logs(secrets: Sequence[str]) -> Callable[[], None]:
+    """Redact ``secrets`` from the sending libraries' log records until the returned undo is called.
+
+    The filters are installed once per process, on first use (per client, not
+    per request); the undo is idempotent.
+    """
+    global _installed
+    if not _installed:
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(_LOG_FILTER)
+        _installed = True
+    kept = tuple(secret for secret in secrets if secret)
+    _LOG_FILTER.add(kept)
+    done = False
+
+    def undo() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            _LOG_FILTER.remove(kept)
+
+    return undo

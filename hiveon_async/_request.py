@@ -46,6 +46,31 @@ def _shown(value: str) -> str:
     return repr(value)
 
 
+def plain_str(value: object) -> str | None:
+    """Return ``value`` as an exact ``str`` when it is one (a subclass reduced), else None.
+
+    A ``str`` subclass can override ``__format__``, ``__str__``, ``encode``,
+    ``__eq__`` or ``__hash__``: checked as one value, it could be sent as
+    another (an f-string, httpx's header encoding). Everything after the check
+    uses the plain copy. ``type()`` is asked, not ``isinstance``, which an
+    object's ``__class__`` property can fool.
+    """
+    if type(value) is str:
+        return value  # exactly a str
+    if isinstance(value, str) and issubclass(type(value), str):  # not just posing as one
+        return str.__str__(value)  # the characters, as a plain str
+    return None
+
+
+def type_name(value: object) -> str:
+    """The name of ``value``'s type, for a message; never raises (a metaclass may try)."""
+    try:
+        name = type(value).__name__
+    except Exception:  # whatever a hostile metaclass raises
+        return "object"
+    return name if type(name) is str else "object"
+
+
 def deployment_path_segment(deployment_id: object) -> str:
     """Check a deployment id and return it encoded as one path segment.
 
@@ -53,16 +78,18 @@ def deployment_path_segment(deployment_id: object) -> str:
         deployment_id: The id as the caller gave it.
 
     Returns:
-        The path segment: the id itself, which needs no percent-encoding.
+        The path segment: the id itself, as a plain ``str`` (a subclass is
+        reduced first, so that what is checked is what is sent), which needs
+        no percent-encoding.
 
     Raises:
         InvalidRequestError: The id is not a string of 1 to 128 ASCII letters,
             digits, ``-``, ``_`` or ``.``, or is ``.`` or ``..``.
     """
-    if not isinstance(deployment_id, str):
-        raise InvalidRequestError(
-            f"deployment_id must be a str, not {type(deployment_id).__name__}"
-        )
+    plain = plain_str(deployment_id)
+    if plain is None:
+        raise InvalidRequestError(f"deployment_id must be a str, not {type_name(deployment_id)}")
+    deployment_id = plain
     if _DEPLOYMENT_ID.fullmatch(deployment_id) is None or deployment_id in (".", ".."):
         raise InvalidRequestError(
             f"deployment_id {_shown(deployment_id)} is not valid: use 1 to 128 ASCII letters, "
@@ -91,8 +118,10 @@ def resolve_api_key(api_key: str | None) -> str:
             raise InvalidRequestError(
                 f"no API key: pass api_key=... or set the environment variable ${API_KEY_ENV}"
             )
-    if not isinstance(api_key, str):
-        raise InvalidRequestError(f"api_key must be a str, not {type(api_key).__name__}")
+    plain = plain_str(api_key)
+    if plain is None:
+        raise InvalidRequestError(f"api_key must be a str, not {type_name(api_key)}")
+    api_key = plain
     if _API_KEY.fullmatch(api_key) is None:
         # httpx's own error for a bad header value quotes the value; ours must not.
         raise InvalidRequestError(
@@ -109,7 +138,7 @@ def check_metadata(metadata: object, *, field: str = "metadata") -> dict[str, st
         field: The name to use in error messages.
 
     Returns:
-        A new dict with the same items.
+        A new dict with the same items, as plain ``str`` (subclasses reduced).
 
     Raises:
         InvalidRequestError: It is not a mapping, or a key or value is not a str.
@@ -118,14 +147,24 @@ def check_metadata(metadata: object, *, field: str = "metadata") -> dict[str, st
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
-        raise InvalidRequestError(f"{field} must be a mapping, not {type(metadata).__name__}")
+        raise InvalidRequestError(f"{field} must be a mapping, not {type_name(metadata)}")
+    try:
+        items = list(metadata.items())
+    except Exception as exc:  # a broken mapping is the caller's input error
+        raise InvalidRequestError(
+            f"{field} could not be read: its items() raised {type_name(exc)}"
+        ) from None
     checked: dict[str, str] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str):
-            raise InvalidRequestError(f"{field} keys must be str, not {type(key).__name__}")
-        if not isinstance(value, str):
-            raise InvalidRequestError(f"{field}[{key!r}] must be a str, not {type(value).__name__}")
-        checked[key] = value
+    for key, value in items:
+        plain_key = plain_str(key)
+        if plain_key is None:
+            raise InvalidRequestError(f"{field} keys must be str, not {type_name(key)}")
+        plain_value = plain_str(value)
+        if plain_value is None:
+            raise InvalidRequestError(
+                f"{field}[{plain_key!r}] must be a str, not {type_name(value)}"
+            )
+        checked[plain_key] = plain_value
     return checked
 
 
@@ -231,8 +270,11 @@ def check_base_url(base_url: object) -> httpx.URL:
         InvalidRequestError: The URL is malformed, has credentials, a query or
             a fragment, or is plain ``http`` to a host that is not loopback.
     """
-    if not isinstance(base_url, (str, httpx.URL)):
-        raise InvalidRequestError(f"base_url must be a str, not {type(base_url).__name__}")
+    if not isinstance(base_url, httpx.URL):
+        plain = plain_str(base_url)
+        if plain is None:
+            raise InvalidRequestError(f"base_url must be a str, not {type_name(base_url)}")
+        base_url = plain
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL:

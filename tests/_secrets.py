@@ -86,7 +86,8 @@ def exception_texts(error: BaseException) -> list[str]:
         attributes = getattr(current, "__dict__", {})
         texts.append(repr(attributes))
         for name in ("request", "response"):
-            kept = attributes.get(name)
+            # getattr, not the __dict__: an error keeps its response packed, behind a property.
+            kept = getattr(current, name, None)
             if kept is None:
                 continue
             texts.append(repr(getattr(kept, "headers", None) and kept.headers.raw))

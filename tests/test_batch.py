@@ -521,3 +521,131 @@ async def test_a_foreign_exception_fails_only_its_id_and_logs_no_secret(
     assert type(report["dep-1"].error) is HiveonError
     assert "unexpected error" in caplog.text
     assert api_key not in caplog.text
+
+
+# -- a failing input, a cancelled stream: no account of what was done is lost ------------
+
+
+class InputBroke(Exception):
+    """What the caller's id source raises midway."""
+
+
+def breaking_ids(good: int) -> Iterator[str]:
+    """``good`` ids, then the source raises."""
+    yield from ids(good)
+    raise InputBroke("the file went away")
+
+
+async def breaking_async_ids(good: int) -> AsyncIterator[str]:
+    """``good`` ids, asynchronously, then the source raises."""
+    for item in ids(good):
+        await anyio.lowlevel.checkpoint()
+        yield item
+    raise InputBroke("the socket went away")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_an_input_that_raises_midway_keeps_the_report_of_what_was_sent(kind: str) -> None:
+    """Each id read before the failure gets its outcome via on_outcome and on the error's report."""
+    fake = FakeVendorAPI(faults=FaultPlan(latency=BRIEF_LATENCY))
+    given: list[str] = []
+    source = breaking_ids(7) if kind == "sync" else breaking_async_ids(7)
+    async with fake_client(fake) as client:
+        with pytest.raises(BatchFailedError) as caught:
+            await client.stop_deployments(
+                source, concurrency=3, on_outcome=lambda o: given.append(o.deployment_id)
+            )
+    report = caught.value.report
+    assert isinstance(caught.value.__cause__, InputBroke)
+    assert "InputBroke" in str(caught.value)
+    assert [outcome.deployment_id for outcome in report] == ids(7)
+    assert all(outcome.ok for outcome in report)
+    assert sorted(given) == sorted(ids(7))
+    assert sorted(fake.stopped) == sorted(ids(7))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_stream_whose_input_raises_yields_every_outcome_then_the_error(kind: str) -> None:
+    """The stream hands over every outcome of the ids read, then raises the input's exception."""
+    fake = FakeVendorAPI(faults=FaultPlan(latency=BRIEF_LATENCY))
+    source = breaking_ids(9) if kind == "sync" else breaking_async_ids(9)
+    seen: list[str] = []
+    async with fake_client(fake) as client:
+
+        async def read_all() -> None:
+            async with client.stream_stop_deployments(source, concurrency=4) as outcomes:
+                async for outcome in outcomes:
+                    seen.append(outcome.deployment_id)
+
+        with pytest.raises(InputBroke):
+            await read_all()
+    assert sorted(seen) == sorted(ids(9))
+
+
+async def test_a_cancelled_stream_counts_every_completed_outcome() -> None:
+    """Outcomes done but not handed over when the stream is cancelled still reach on_outcome.
+
+    The reader stops reading (as the command line does on Ctrl-C, its cancel
+    scope around the stream): workers whose outcome waits for a reader are
+    cancelled mid-hand-over. Each such outcome is complete, so on_outcome and
+    the progress counters still get it.
+    """
+    fake = FakeVendorAPI()
+    given: list[str] = []
+    progress = BatchProgress()
+    async with fake_client(fake) as client:
+        with anyio.CancelScope() as scope:
+            async with client.stream_stop_deployments(
+                ids(20),
+                concurrency=4,
+                on_outcome=lambda o: given.append(o.deployment_id),
+                progress=progress,
+            ) as outcomes:
+                await outcomes.__anext__()  # one read; the rest complete and queue up
+                # The buffer (4) full, and 4 workers waiting to hand theirs over.
+                while fake.request_count < 4 + 4 + 1:  # noqa: ASYNC110 - a counter, no event
+                    await anyio.sleep(0.001)
+                scope.cancel()
+                await anyio.sleep_forever()
+    assert fake.request_count == 9
+    assert sorted(given) == sorted(set(sent_ids(fake)))  # type: ignore[type-var]
+    assert progress.done == len(given) == 9
+
+
+# -- failed outcomes are cheap ----------------------------------------------------------
+
+
+async def test_a_failed_outcome_keeps_no_frames_and_costs_under_2_kib() -> None:
+    """A 404 outcome keeps type, message, status, request id and response, not the frames."""
+    import gc
+    import tracemalloc
+
+    def not_found(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"error": "no"}, headers={"X-Request-Id": "req-1"})
+
+    n = 500
+    async with AsyncVendorClient(
+        api_key="key-123456",
+        base_url="https://api.hiveon.test",
+        metadata={"CLORE_API_KEY": "clore-123456"},
+        retry=RetryPolicy(max_attempts=1),
+        transport=httpx.MockTransport(not_found),
+    ) as client:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            report = await client.stop_deployments(ids(n))
+            gc.collect()
+            cost = (tracemalloc.get_traced_memory()[0] - before) / n
+        finally:
+            tracemalloc.stop()
+    error = report["dep-0"].error
+    assert isinstance(error, NotFoundError)
+    assert error.__traceback__ is None
+    assert error.status_code == 404
+    assert error.request_id == "req-1"
+    assert error.response.status_code == 404
+    assert error.response.json() == {"error": "no"}
+    assert error.response.request.headers["x-api-key"] == "[redacted]"
+    assert cost < 2048, f"{cost:.0f} bytes per failed outcome"

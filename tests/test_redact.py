@@ -80,3 +80,16 @@ def test_safe_response_keeps_the_status_and_only_the_given_body() -> None:
     assert safe.headers["X-Request-Id"] == "r"
     assert safe.request.headers["X-API-Key"] == REDACTED
     assert safe.extensions == {"http_version": b"HTTP/1.1"}
+
+
+def test_the_log_filter_forgets_from_a_finalizer_without_deadlock() -> None:
+    """A client collected inside add() (a GC finalizer, same thread) queues its removal."""
+    from hiveon_async._redact import SecretLogFilter
+
+    log_filter = SecretLogFilter()
+    log_filter.add(("key-one-123456",))
+    with log_filter._lock:  # as when the GC runs a finalizer in the middle of add()
+        log_filter.remove(("key-one-123456",))  # must not block
+    assert log_filter._secrets == ("key-one-123456",)
+    log_filter.add(("key-two-123456",))
+    assert log_filter._secrets == ("key-two-123456",)

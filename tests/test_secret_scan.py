@@ -11,15 +11,19 @@ their chained causes, and every log record at DEBUG.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import secrets
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
 import anyio
+import httpx
 import pytest
 from anyio.abc import SocketStream
 from hypothesis import HealthCheck, given, settings
@@ -146,20 +150,14 @@ async def echo_client(
 
 
 def logged(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
-    """The log records to scan: all but httpcore's trace of what the server sent in its head.
+    """The log records to scan: all of them, httpx's, httpcore's and aiohttp's included.
 
-    The echo server puts the key in response headers (and in a malformed header
-    line), and httpcore's DEBUG trace prints the response head as received, or
-    the parser's error quoting it. That is httpcore's logger repeating the
-    server; ``test_httpcore_traces_echoed_response_headers`` pins it down.
+    The echo server puts the key in the reason phrase and in response headers
+    (and in a malformed header line); httpx's INFO request line and httpcore's
+    DEBUG trace of the response head quote them. The client's log filters
+    redact them while it is alive.
     """
-    return [record for record in records if not _traces_the_head(record)]
-
-
-def _traces_the_head(record: logging.LogRecord) -> bool:
-    return record.name.startswith("httpcore") and record.getMessage().startswith(
-        ("receive_response_headers.complete", "receive_response_headers.failed")
-    )
+    return list(records)
 
 
 def scan(texts: list[str], keys: tuple[str, str], where: str) -> None:
@@ -343,18 +341,13 @@ def test_generated_keys_never_show_on_any_path(
     scan(log_texts(caplog.records), keys, "the log")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="httpcore's DEBUG trace logs response headers verbatim; a server echoing a key leaks it",
-)
 async def test_httpcore_traces_echoed_response_headers(
     keys: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Known gap: the lean pool's httpcore connections trace the response head at DEBUG.
+    """The lean pool's httpcore DEBUG trace of a head that echoes the key is redacted.
 
-    Only a server that echoes the key in a response header shows it, and only
-    in httpcore's own DEBUG records (every surface of ours redacts it). Strict:
-    this fails loudly once httpcore, or a filter of ours, stops it.
+    It was a strict xfail: httpcore's own records quoted what the server sent.
+    The client's filter on httpcore's loggers now redacts its secrets.
     """
     caplog.set_level(logging.DEBUG, logger="httpcore")
     async with echo_client("httpcore", keys) as client:
@@ -372,3 +365,110 @@ def test_the_scan_itself_finds_pieces_and_escaped_spellings() -> None:
             assert_no_secret(text, [key])
     assert_no_secret('ab"cd ... [redacted] ... gh', [key])  # 5-character pieces are noise
     assert_no_secret("", ["", key])
+
+
+@pytest.mark.parametrize("deployment_id", ["s400-echo", "ok-1", "bad-header"])
+async def test_the_sending_libraries_logs_show_no_secret_with_a_users_client(
+    keys: tuple[str, str], caplog: pytest.LogCaptureFixture, deployment_id: str
+) -> None:
+    """With a user's http_client, httpx's INFO request line quotes the echoed reason: redacted."""
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as own, echo_client("httpcore", keys, http_client=own) as client:
+        with contextlib.suppress(HiveonError):
+            await client.stop_deployment(deployment_id)
+
+    if deployment_id != "bad-header":  # no response, so no request line
+        assert any(record.name == "httpx" for record in caplog.records)
+    scan(log_texts(caplog.records), keys, "the log")
+
+
+async def test_the_filters_hide_a_clients_secrets_only_while_it_lives(
+    keys: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record quoting a key is redacted while the client lives, and left alone after."""
+    api_key, clore_key = keys
+    caplog.set_level(logging.DEBUG)
+    client = AsyncVendorClient(api_key=api_key, metadata={"CLORE_API_KEY": clore_key})
+    for name in ("httpx", "httpcore.http11", "aiohttp.client"):
+        logging.getLogger(name).debug("echo %s and %s", api_key, clore_key)
+    scan(log_texts(caplog.records), keys, "the log")
+
+    del client
+    gc.collect()
+    caplog.clear()
+    logging.getLogger("httpx").debug("after: %s", "plain-text")
+    assert caplog.records[-1].getMessage() == "after: plain-text"
+
+
+def traceback_with_locals(error: BaseException) -> str:
+    """The error as a traceback that captures every frame's locals prints it (Sentry, pytest -l)."""
+    return "".join(
+        traceback.TracebackException(
+            type(error), error, error.__traceback__, capture_locals=True
+        ).format()
+    )
+
+
+async def stop_and_catch(
+    client: AsyncVendorClient, deployment_id: str, given: list[dict[str, str] | None]
+) -> BaseException | None:
+    """Stop one id; return the error raised.
+
+    The per-call metadata comes in a list emptied on use, so that this frame,
+    the caller's (the traceback's first), holds no credential of its own.
+    """
+    try:
+        await client.stop_deployment(deployment_id, metadata=given.pop())
+    except HiveonError as error:
+        return error
+    return None
+
+
+@pytest.mark.parametrize("per_call", [False, True], ids=["default-metadata", "per-call-metadata"])
+@pytest.mark.parametrize(
+    "deployment_id", [key for key, kind in SINGLE.items() if kind != StopResult]
+)
+async def test_tracebacks_that_capture_locals_show_no_secret(
+    pool: str, keys: tuple[str, str], deployment_id: str, per_call: bool
+) -> None:
+    """Every failure path, per pool: the traceback with every frame's locals shows neither key."""
+    metadata = {"CLORE_API_KEY": keys[1], "note": "x"} if per_call else None
+    async with echo_client(pool, keys) as client:
+        with anyio.fail_after(20):
+            error = await stop_and_catch(client, deployment_id, [metadata])
+        assert error is not None
+        text = traceback_with_locals(error)
+        del metadata, client
+    scan([text], keys, "the traceback with locals")
+
+
+async def test_refusals_before_io_show_no_secret_in_captured_locals(keys: tuple[str, str]) -> None:
+    """A bad key at construction, bad metadata at the call: no key among the frames' locals."""
+    api_key, clore_key = keys
+    errors: list[BaseException] = []
+
+    def construct(given: list[str]) -> None:
+        try:
+            AsyncVendorClient(api_key=given.pop(), metadata={"CLORE_API_KEY": "x" * 8})
+        except InvalidRequestError as error:
+            errors.append(error)
+
+    construct([api_key + " tail"])
+    fake = FakeVendorAPI(api_keys=[api_key])
+    async with fake.client(api_key=api_key, metadata={"CLORE_API_KEY": clore_key}) as client:
+        bad: list[Any] = [
+            {"CLORE_API_KEY": clore_key, "n": 5},
+            {"CLORE_API_KEY": clore_key + "\ud800"},
+        ]
+        while bad:
+            error = await stop_and_catch(client, "dep-1", bad)
+            assert isinstance(error, InvalidRequestError)
+            errors.append(error)
+        report = await client.stop_deployments(
+            ["dep-1"],
+            metadata={"CLORE_API_KEY": clore_key, "n": 5},  # type: ignore[dict-item]
+        )
+        assert report["dep-1"].error is not None
+        errors.append(report["dep-1"].error)
+    # The first frame of each is this test's (or its helpers'), which holds no key.
+    scan([traceback_with_locals(error) for error in errors], keys, "traceback")

@@ -16,6 +16,7 @@ import ssl
 import aiohttp
 import httpx
 
+from .._errors import ClientClosedError
 from ._base import Answer, StopRequest
 from ._body import UnreadableBodyError, check_declared_length, read_capped
 
@@ -87,6 +88,7 @@ class AiohttpTransport:
         self._attempt_limit = attempt_limit
         self._timeout = _client_timeout(timeout, attempt_limit)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -112,6 +114,8 @@ class AiohttpTransport:
         Raises:
             httpx.TransportError: No (complete) response, as httpcore would say it.
         """
+        if self._closed:
+            raise ClientClosedError()
         session = self._session or self._open()
         try:
             async with session.post(
@@ -155,6 +159,7 @@ class AiohttpTransport:
         return Answer(status, body, make=lambda: make(body))
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
+        """Close the session and its connections, those in use included; refuse to send after."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+import anyio
 import httpx
 
 from .._config import MAX_RESPONSE_BYTES
@@ -28,6 +29,9 @@ __all__ = [
     "read_capped",
     "read_httpx_answer",
 ]
+
+#: Reads allowed to drain a refused body after its connection was closed.
+_DRAIN_LIMIT = 1024
 
 TOO_LARGE = f"the body is over the {MAX_RESPONSE_BYTES // 1024} KiB cap"
 
@@ -161,11 +165,48 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
             content_encoding=headers.get("content-encoding"),
             limit=limit,
         )
+    except UnreadableBodyError:
+        if _over_httpx_pool(stream):
+            await _abandon(response, raws)
+        else:
+            await close_iterator(raws)
+        raise
     except BaseException:
-        # Leaving early (the cap, an error, a cancellation) must close the body's
-        # generators now, not at GC. Read to the end, they have finished by themselves.
+        # Leaving early (an error, a cancellation) must close the body's generators
+        # now, not at GC. Read to the end, they have finished by themselves.
         await close_iterator(raws)
         raise
+
+
+def _over_httpx_pool(stream: httpx.AsyncByteStream) -> bool:
+    """True for a body from httpx's own pool (a user's ``http_client``): a socket's.
+
+    Its generators nest (httpx's over httpcore's), so it is abandoned with
+    :func:`_abandon`. Any other body (a transport's, a mock's, the lean pool's,
+    which closes its own) is closed as it is, and never read further.
+    """
+    inner = getattr(stream, "_stream", stream)  # httpx's client wraps its transport's stream
+    return type(inner).__module__ == "httpx._transports.default"
+
+
+async def _abandon(response: httpx.Response, raws: AsyncIterator[bytes]) -> None:
+    """Give up on a body we refused: close its connection, then let its generators end.
+
+    An httpx body is a generator over a generator (over httpcore's). Closing the
+    outer one leaves the inner ones suspended, for the garbage collector (a
+    ResourceWarning on trio), and a connection half-read. Closing the response
+    first closes the connection; reading on then fails at once (past what was
+    already buffered) and every generator ends with that error.
+    """
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+    try:
+        for _ in range(_DRAIN_LIMIT):
+            await raws.__anext__()
+    except Exception:  # the read failed on the closed connection, or the body ended
+        return
+    finally:
+        await close_iterator(raws)
 
 
 async def read_httpx_answer(response: httpx.Response) -> Answer:

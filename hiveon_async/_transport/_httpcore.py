@@ -24,6 +24,7 @@ import anyio
 import httpcore
 import httpx
 
+from .._errors import ClientClosedError
 from ._body import close_iterator
 
 __all__ = ["LeanPool"]
@@ -72,6 +73,8 @@ class _Body(httpx.AsyncByteStream):
         self._origin = origin
         self._connection = connection
         self._response = response
+        # True once the body was read to its end: only then may the connection serve again.
+        self._complete = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         stream = self._response.stream
@@ -81,7 +84,7 @@ class _Body(httpx.AsyncByteStream):
         try:
             async for chunk in chunks:
                 yield chunk
-            finished = True
+            finished = self._complete = True
         except GeneratorExit:
             raise  # our reader stopped early: httpcore's generators are still suspended
         except BaseException as exc:
@@ -118,8 +121,10 @@ class _Body(httpx.AsyncByteStream):
             # neither idle nor closed, and its socket to the garbage collector.
             with anyio.CancelScope(shield=True):
                 await self._response.aclose()
+                if not self._complete:  # never reused: close it now, whatever httpcore thinks
+                    await self._connection.aclose()
         finally:
-            self._pool.check_in(self._origin, self._connection)
+            self._pool.check_in(self._origin, self._connection, reusable=self._complete)
 
 
 class _RequestBody:
@@ -160,6 +165,7 @@ class LeanPool(httpx.AsyncBaseTransport):
         self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._all: set[httpcore.AsyncHTTPConnection] = set()
+        self._closed = False
 
     async def _check_out(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
         idle = self._idle.setdefault(_key(origin), [])
@@ -179,15 +185,34 @@ class LeanPool(httpx.AsyncBaseTransport):
         self._all.add(connection)
         return connection
 
-    def check_in(self, origin: httpcore.Origin, connection: httpcore.AsyncHTTPConnection) -> None:
-        """Take a connection back after its response is closed (or failed)."""
-        if connection.is_idle() and not connection.is_closed():
+    def check_in(
+        self,
+        origin: httpcore.Origin,
+        connection: httpcore.AsyncHTTPConnection,
+        *,
+        reusable: bool,
+    ) -> None:
+        """Take a connection back after its response is closed (or failed).
+
+        Only a connection whose last body was read to its end (``reusable``)
+        goes back on the idle stack. One closed part-way through a body can
+        still look idle to httpcore: draining its buffered rest after the close
+        completes the exchange, which resets httpcore's state to idle over a
+        closed socket.
+        """
+        if reusable and not self._closed and connection.is_idle() and not connection.is_closed():
             self._idle[_key(origin)].append(connection)
         else:
             self._all.discard(connection)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` on an idle connection (or a new one); the body streams."""
+        """Send ``request`` on an idle connection (or a new one); the body streams.
+
+        Raises:
+            ClientClosedError: The pool is closed: nothing is sent.
+        """
+        if self._closed:
+            raise ClientClosedError()
         url = request.url
         origin = httpcore.Origin(url.raw_scheme, url.raw_host, url.port or _default_port(url))
         core_request = httpcore.Request(
@@ -204,14 +229,16 @@ class LeanPool(httpx.AsyncBaseTransport):
             response = await connection.handle_async_request(core_request)
         except Exception as exc:
             await connection.aclose()
-            self.check_in(origin, connection)
+            self.check_in(origin, connection, reusable=False)
             mapped = as_httpx_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
         except BaseException:
-            # Cancelled: httpcore has already closed a connection caught mid-exchange.
-            self.check_in(origin, connection)
+            # Cancelled: httpcore has usually closed a connection caught mid-exchange already.
+            with anyio.CancelScope(shield=True):
+                await connection.aclose()
+            self.check_in(origin, connection, reusable=False)
             raise
         return httpx.Response(
             status_code=response.status,
@@ -221,7 +248,8 @@ class LeanPool(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        """Close every connection."""
+        """Close every connection, those in use included; refuse to open any from now on."""
+        self._closed = True
         connections, self._all = self._all, set()
         self._idle.clear()
         for connection in connections:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from .._errors import ClientClosedError
 from ._base import Answer, StopRequest
 from ._body import read_httpx_answer
 from ._timer import AttemptTimer
@@ -54,6 +55,7 @@ class HttpxTransport:
         self._pool = pool
         self._timer = timer
         self._close = close
+        self._closed = False
 
     @property
     def pool(self) -> str:
@@ -62,6 +64,8 @@ class HttpxTransport:
 
     async def send(self, request: StopRequest) -> Answer:
         """Send once; read the body within the cap. See :class:`~._base.Transport`."""
+        if self._closed:
+            raise ClientClosedError()
         timer = self._timer
         if timer is None:
             return await self._exchange(request.httpx_request)
@@ -76,7 +80,8 @@ class HttpxTransport:
         return await read_httpx_answer(response)
 
     async def aclose(self) -> None:
-        """Close what is ours (never a user's client)."""
+        """Refuse to send from now on; close what is ours (never a user's client)."""
+        self._closed = True
         if self._close is not None:
             await self._close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import attrs
 
@@ -237,8 +237,8 @@ ScriptEntry = int | str | Fault
 
 def _check_rates(
     instance: FaultPlan,
-    attribute: attrs.Attribute[Mapping[int | str, float]],
-    value: Mapping[int | str, float],
+    attribute: attrs.Attribute[Mapping[ScriptEntry, float]],
+    value: Mapping[ScriptEntry, float],
 ) -> None:
     # The converter has already made a mapping of it (or raised TypeError).
     for key, rate in value.items():
@@ -261,9 +261,22 @@ def _check_plan_retry_after(
     _check_retry_after(value)
 
 
-def _frozen_rates(rates: Mapping[int | str, float]) -> Mapping[int | str, float]:
+#: What ``FaultPlan(rates=...)`` takes: a mapping keyed by any kind of script entry.
+#: (A union, because ``Mapping`` is invariant in its keys: a ``dict[int | str, float]``
+#: is not a ``Mapping[int | str | Fault, float]`` to a type checker.)
+RatesInput = (
+    Mapping[int, float]
+    | Mapping[str, float]
+    | Mapping[Fault, float]
+    | Mapping[int | str, float]
+    | Mapping[ScriptEntry, float]
+)
+
+
+def _frozen_rates(rates: RatesInput) -> Mapping[ScriptEntry, float]:
     # A read-only copy: the plan is frozen, and the caller's dict may change later.
-    return MappingProxyType(dict(rates))
+    # dict() raises TypeError for what is not a mapping (or pairs), as the plan promises.
+    return MappingProxyType(dict(cast(Mapping[ScriptEntry, float], rates)))
 
 
 @attrs.frozen(kw_only=True)
@@ -275,8 +288,9 @@ class FaultPlan:
 
     Args:
         seed: Seeds the fake's random generator.
-        rates: Probability per fault: a status code (``500``) or a fault name
-            (``"reset"``). They may add up to at most 1.
+        rates: Probability per fault: a status code (``500``), a fault name
+            (``"reset"``) or a :class:`Fault` (``Fault.stall(seconds=2)``). They
+            may add up to at most 1.
         retry_after: The ``Retry-After`` sent with random 429s and 503s (None: none).
         latency: Seconds added before every answer.
         jitter: Up to this many more seconds, uniformly at random.
@@ -286,7 +300,7 @@ class FaultPlan:
     """
 
     seed: int = 0
-    rates: Mapping[int | str, float] = attrs.field(
+    rates: Mapping[ScriptEntry, float] = attrs.field(
         factory=dict, converter=_frozen_rates, validator=_check_rates
     )
     retry_after: int | str | None = attrs.field(default=1, validator=_check_plan_retry_after)

@@ -167,7 +167,7 @@ async def _carry_out(connection: h11.Connection, stream: SocketStream, reply: Re
         raw_socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         return False
     if fault.kind == "stall":
-        await anyio.sleep(fault.seconds)
+        await _stall(stream, fault.seconds)
     if fault.kind in ("stall", "drop"):
         return False
     await stream.send(_head(connection, reply))
@@ -180,6 +180,21 @@ async def _carry_out(connection: h11.Connection, stream: SocketStream, reply: Re
             await stream.send(_data(connection, reply.body[start : start + CHUNK_BYTES]))
     await stream.send(_end(connection))
     return True
+
+
+async def _stall(stream: SocketStream, seconds: float) -> None:
+    """Say nothing for ``seconds``, or until the client leaves: a stall then ends at once.
+
+    A client that gave up on a stalled request is no longer waiting for it:
+    counting it in flight (and keeping its socket) until the stall ran out
+    made ``in_flight`` and ``open_connections`` lie.
+    """
+    with anyio.move_on_after(seconds):
+        try:
+            while True:
+                await stream.receive(RECEIVE_BYTES)  # anything more is ignored, until EOF
+        except _GONE:
+            return
 
 
 def _head(connection: h11.Connection, reply: Reply) -> bytes:
