@@ -1,4 +1,4 @@
-"""AsyncVendorClient: its lifecycle, the public methods, and the path of one call."""
+"""AsyncVendorClient: its lifecycle and the public methods; each call runs through the engine."""
 
 from __future__ import annotations
 
