@@ -32,7 +32,9 @@ class AsyncVendorClient:
 
     Share one client across your application: it holds the connection pool,
     the rate limiter and the retry budget. Use it as an async context manager,
-    or call :meth:`aclose` when done.
+    or call :meth:`aclose` when done. It may be used from one event loop after
+    another (``asyncio.run`` twice, a loop per test): its own pool is opened
+    again on each; an ``http_client`` of yours must belong to the running loop.
 
     Args:
         api_key: The vendor API key (``X-API-Key``). None reads

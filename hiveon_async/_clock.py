@@ -7,12 +7,14 @@ hand the whole client one fake clock instead of patching library globals.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from types import TracebackType
 
 import anyio
 
-__all__ = ["Clock", "set_testing"]
+__all__ = ["Clock", "current_loop", "set_testing"]
 
 
 class _TestMode:
@@ -109,3 +111,23 @@ class Clock:
         """Wait before a call's next attempt (skipped in test mode)."""
         if not _TestMode.instant_waits:
             await anyio.sleep(seconds)
+
+
+def current_loop() -> object | None:
+    """The running event loop: asyncio's loop, trio's run token, or None outside both.
+
+    Cheap on asyncio (a lookup); each ``trio.run`` has a token of its own. The
+    pool and the connection slots belong to one loop and start over on another.
+    """
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")  # never imported here: loaded only if trio may be running
+    if trio is None:
+        return None
+    try:
+        token: object = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+    return token

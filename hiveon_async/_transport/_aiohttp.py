@@ -7,10 +7,22 @@ to the rest of the client, exactly like httpcore: the same per-phase timeouts,
 no redirects, no decompression by the pool (the body cap decodes), and every
 failure raised as the httpx exception httpcore raises for the same event, so
 that retry decisions and ``maybe_applied`` do not depend on the pool.
+
+The same goes for what is accepted: aiohttp's parser is given httpcore's limits
+(by default it refuses a header line over 8 KiB, or 128 headers, which
+httpcore's accepts), the head is held to :data:`~._body.MAX_HEAD_BYTES` as on
+every pool, and what httpcore's parser (h11) refuses but aiohttp's lets through
+(a status below 100 or a 1xx as the final answer, a transfer coding other than
+chunked) is refused here with the error h11 raises for it. One difference
+remains: bytes that arrive with a response but after its end (past its
+Content-Length, after a 204) make aiohttp's parser refuse the response, where
+h11 leaves them unread; no setting of aiohttp's relaxes that.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import ssl
 
 import aiohttp
@@ -18,7 +30,13 @@ import httpx
 
 from .._errors import ClientClosedError
 from ._base import Answer, StopRequest
-from ._body import UnreadableBodyError, check_declared_length, read_capped
+from ._body import (
+    UnreadableBodyError,
+    check_declared_length,
+    check_head,
+    read_capped,
+)
+from ._loop import close_asyncio_transport
 
 __all__ = ["AiohttpTransport", "as_httpx_error"]
 
@@ -33,6 +51,16 @@ _EQUIVALENTS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...]
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
     (aiohttp.ClientError, httpx.NetworkError),
 )
+
+
+#: httpcore's parser (h11) refuses a head, or a trailer section, still incomplete past
+#: 100 KiB: aiohttp's refuses no line below that (its default is 8 KiB). A head is held
+#: to MAX_HEAD_BYTES on every pool by the client itself.
+_LINE_LIMIT = 100 * 1024
+#: The most fields such a section holds (each takes 4 bytes at least). aiohttp takes
+#: ``max_headers`` since 3.13.4 (128 by default); older versions allow 32768.
+_MAX_HEADERS = _LINE_LIMIT // 4
+_TAKES_MAX_HEADERS = "max_headers" in inspect.signature(aiohttp.ClientSession).parameters
 
 
 def as_httpx_error(exc: BaseException, attempt_limit: float | None = None) -> httpx.TransportError:
@@ -51,6 +79,42 @@ def _message(exc: BaseException) -> str:
         reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
         return f"cannot connect to {exc.host}:{exc.port}: {reason}"
     return str(exc) or type(exc).__name__
+
+
+def check_like_h11(response: aiohttp.ClientResponse) -> None:
+    """Refuse what httpcore's parser (h11) refuses in a response head and aiohttp's accepts.
+
+    Raises:
+        httpx.RemoteProtocolError: What h11 raises for it (through httpcore and httpx).
+    """
+    status = response.status
+    if status < 100:
+        raise httpx.RemoteProtocolError(f"status code {status} is not in the range [100, 1000)")
+    if status < 200:  # h11 skips informational answers and waits for the final one
+        raise httpx.RemoteProtocolError(f"status {status} is informational, not a final answer")
+    codings = [
+        coding.strip().lower()
+        for value in response.headers.getall("Transfer-Encoding", ())
+        for coding in value.split(",")
+    ]
+    if codings and codings != ["chunked"]:
+        raise httpx.RemoteProtocolError("Only Transfer-Encoding: chunked is supported")
+
+
+def _discard_connection(response: aiohttp.ClientResponse) -> None:
+    """Close the connection of a refused response, as httpcore does, so it serves no other.
+
+    aiohttp hands a connection back to its pool the moment a body is complete,
+    which may be before the response is returned: then only the response's
+    protocol (private) still leads to it.
+    """
+    connection = response.connection
+    if connection is not None:
+        connection.close()
+        return
+    protocol = getattr(response, "_protocol", None)
+    if protocol is not None:
+        protocol.close()
 
 
 def _client_timeout(timeout: httpx.Timeout, attempt_limit: float | None) -> aiohttp.ClientTimeout:
@@ -100,6 +164,9 @@ class AiohttpTransport:
             connector=connector,
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+            max_line_size=_LINE_LIMIT,
+            max_field_size=_LINE_LIMIT,
+            **({"max_headers": _MAX_HEADERS} if _TAKES_MAX_HEADERS else {}),  # type: ignore[arg-type]
         )
         return self._session
 
@@ -127,7 +194,14 @@ class AiohttpTransport:
             ) as response:
                 headers = response.raw_headers
                 status = response.status
-                reason = response.reason or ""
+                # The bytes sent: aiohttp decodes them with surrogateescape.
+                reason = (response.reason or "").encode("utf-8", "surrogateescape")
+                try:
+                    check_head(reason, headers)
+                    check_like_h11(response)
+                except httpx.RemoteProtocolError:
+                    _discard_connection(response)
+                    raise
 
                 def make(body: bytes = b"") -> httpx.Response:
                     return httpx.Response(
@@ -135,7 +209,7 @@ class AiohttpTransport:
                         headers=headers,
                         content=body,
                         request=request.httpx_request,
-                        extensions={"reason_phrase": reason.encode(), "http_version": b"HTTP/1.1"},
+                        extensions={"reason_phrase": reason, "http_version": b"HTTP/1.1"},
                     )
 
                 length = response.headers.get("Content-Length")
@@ -156,10 +230,35 @@ class AiohttpTransport:
                     return Answer(status, exc.head, make=make, problem=exc.problem)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise as_httpx_error(exc, self._attempt_limit) from exc
-        return Answer(status, body, make=lambda: make(body))
+        return Answer(status, body, make=lambda: make(body), raw_headers=response.raw_headers)
 
     async def aclose(self) -> None:
         """Close the session and its connections, those in use included; refuse to send after."""
         self._closed = True
         if self._session is not None:
             await self._session.close()
+
+    def abandon(self) -> None:
+        """Close the session's sockets now, without its event loop (which is gone).
+
+        aiohttp closes a session with a coroutine of its loop; a client that
+        moved to another loop closes the sockets itself, then marks the session
+        and its connector closed (else each warns when collected).
+        """
+        self._closed = True
+        session, self._session = self._session, None
+        if session is None:
+            return
+        connector = session.connector
+        if connector is not None:
+            # aiohttp's own records of its connections, idle and in use: no public view.
+            idle = getattr(connector, "_conns", {})
+            protocols = [protocol for held in idle.values() for protocol, _ in held]
+            protocols.extend(getattr(connector, "_acquired", ()))
+            for protocol in protocols:
+                transport = protocol.transport
+                if transport is not None:
+                    close_asyncio_transport(transport)
+            with contextlib.suppress(Exception):  # its close may reach for the dead loop
+                connector._close()
+        session.detach()

@@ -10,7 +10,7 @@ transport. It knows nothing of retries, rate limits or batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import httpx
@@ -67,7 +67,7 @@ class Answer:
         problem: Why the body is unusable (over the cap, undecodable), or None.
     """
 
-    __slots__ = ("_make", "_response", "body", "problem", "status")
+    __slots__ = ("_make", "_raw_headers", "_response", "body", "problem", "status")
 
     def __init__(
         self,
@@ -77,12 +77,21 @@ class Answer:
         response: httpx.Response | None = None,
         make: Callable[[], httpx.Response] | None = None,
         problem: str | None = None,
+        raw_headers: Sequence[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.problem = problem
         self._response = response
         self._make = make
+        self._raw_headers = raw_headers
+
+    @property
+    def raw_headers(self) -> Sequence[tuple[bytes, bytes]]:
+        """The response's headers as received: (name, value) byte pairs, in order."""
+        if self._raw_headers is not None:
+            return self._raw_headers
+        return self.response.headers.raw
 
     @property
     def response(self) -> httpx.Response:
@@ -117,4 +126,13 @@ class Transport(Protocol):
 
     async def aclose(self) -> None:
         """Close what the transport opened (never a user's own client)."""
+        ...
+
+    def abandon(self) -> None:
+        """Let go of what the transport opened, now, without awaiting anything.
+
+        For a transport whose event loop is gone (the client moved to another
+        loop): the sockets of a pool of ours are closed at once; a user's own
+        client or transport is left as it is. Nothing is sent after this.
+        """
         ...

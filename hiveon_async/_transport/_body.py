@@ -1,16 +1,23 @@
-"""Reading a response body within the rules: never more than the cap, also after decoding.
+"""Reading a response within the rules: a head within its cap, never more body than the cap.
 
 A hostile or broken server cannot make a transport hold an unbounded body: the
 read stops after :data:`~hiveon_async._config.MAX_RESPONSE_BYTES`, also after
 gzip or deflate decoding, so a small gzip bomb cannot expand in memory. A body
 that breaks the rules becomes an :class:`~._base.Answer` with a ``problem``;
 what that means for the call is decided elsewhere.
+
+The head (status line and header fields) is held to :data:`MAX_HEAD_BYTES` on
+every pool alike (:func:`check_head`), below the point where any pool's own
+parser refuses one, so that a response is accepted or refused the same way
+whichever pool read it: one header of 10 KiB, or 200 headers, are fine; a head
+over the cap is a protocol error (``httpx.RemoteProtocolError``), as a parser's
+refusal of a head is.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
 import anyio
@@ -20,10 +27,13 @@ from .._config import MAX_RESPONSE_BYTES
 from ._base import Answer
 
 __all__ = [
+    "MAX_HEAD_BYTES",
     "BodyTooLargeError",
+    "HeadTooLargeError",
     "UndecodableBodyError",
     "UnreadableBodyError",
     "check_declared_length",
+    "check_head",
     "close_iterator",
     "read_body",
     "read_capped",
@@ -34,6 +44,39 @@ __all__ = [
 _DRAIN_LIMIT = 1024
 
 TOO_LARGE = f"the body is over the {MAX_RESPONSE_BYTES // 1024} KiB cap"
+
+#: The largest response head accepted: the status line and every header field, each
+#: counted as on the wire (``name: value`` and a line break). httpcore's parser (h11)
+#: refuses a head only past 100 KiB; aiohttp's is set to refuse none this cap allows.
+MAX_HEAD_BYTES = 64 * 1024
+#: The status line's bytes besides the reason: ``HTTP/1.1 200 `` and its line break, and
+#: the empty line that ends the head.
+_HEAD_FRAME = len(b"HTTP/1.1 200 \r\n\r\n")
+#: A header field's bytes besides its name and value: ``: `` and its line break.
+_FIELD_FRAME = len(b": \r\n")
+
+
+class HeadTooLargeError(httpx.RemoteProtocolError):
+    """The response head is over :data:`MAX_HEAD_BYTES` (on every pool alike)."""
+
+
+def check_head(reason: bytes | str, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Refuse a response head over :data:`MAX_HEAD_BYTES`.
+
+    Args:
+        reason: The status line's reason phrase.
+        headers: The raw header fields, as parsed.
+
+    Raises:
+        HeadTooLargeError: The head is over the cap.
+    """
+    size = _HEAD_FRAME + len(reason)
+    for name, value in headers:
+        size += len(name) + len(value) + _FIELD_FRAME
+    if size > MAX_HEAD_BYTES:
+        raise HeadTooLargeError(
+            f"the response head is over the {MAX_HEAD_BYTES // 1024} KiB cap ({size} bytes)"
+        )
 
 
 class UnreadableBodyError(Exception):
@@ -210,8 +253,13 @@ async def _abandon(response: httpx.Response, raws: AsyncIterator[bytes]) -> None
 
 
 async def read_httpx_answer(response: httpx.Response) -> Answer:
-    """Read a streamed ``httpx.Response`` into an :class:`Answer`, then close it."""
+    """Read a streamed ``httpx.Response`` into an :class:`Answer`, then close it.
+
+    Raises:
+        HeadTooLargeError: The head is over the cap; nothing of the body is read.
+    """
     try:
+        check_head(response.extensions.get("reason_phrase", b""), response.headers.raw)
         body = await read_body(response)
     except UnreadableBodyError as exc:
         return Answer(response.status_code, exc.head, response=response, problem=exc.problem)

@@ -11,7 +11,9 @@ In order:
 
 Everything but the last choice is settled when the client is made. Between
 aiohttp and httpcore, the running event loop decides (aiohttp runs on asyncio
-only), so :meth:`TransportFactory.open` is called once, by the first request.
+only), so :meth:`TransportFactory.open` is called by the first request, and
+the transport it returns opens its pool again on each new event loop the
+client is used from (:mod:`._loop`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .._errors import InvalidRequestError
 from ._base import RequestBuilder, Transport
 from ._httpcore import LeanPool
 from ._httpx import via_client, via_transport
+from ._loop import LoopBoundTransport
 from ._timer import AttemptTimer, attempt_limit, running_loop
 
 __all__ = ["KEEPALIVE_EXPIRY", "TransportFactory", "speedups_available"]
@@ -98,7 +101,15 @@ class TransportFactory:
         )
 
     def open(self) -> Transport:
-        """Make the transport, on the running event loop (call once)."""
+        """Make the transport (call once, on the running event loop).
+
+        It sends through a pool of the running loop: on another loop, the
+        pool of the old one is let go of and a new one opened.
+        """
+        return LoopBoundTransport(self._open_here)
+
+    def _open_here(self) -> Transport:
+        """Make the transport of the running event loop."""
         timer = None if self._attempt_limit is None else AttemptTimer(self._attempt_limit)
         if self._http_client is not None:
             return via_client(self._http_client, owned=False, timer=timer)
@@ -115,7 +126,8 @@ class TransportFactory:
             from ._aiohttp import AiohttpTransport  # only with the speedups extra
 
             return AiohttpTransport(self._limits, self._timeout, self._attempt_limit, ssl_context)
-        return via_transport(LeanPool(self._limits, ssl_context), pool="httpcore", timer=timer)
+        pool = LeanPool(self._limits, ssl_context)
+        return via_transport(pool, pool="httpcore", timer=timer, abandon=pool.abandon)
 
     async def aclose_unopened(self) -> None:
         """Close a ``transport=`` that no request ever opened (it is closed with the client)."""

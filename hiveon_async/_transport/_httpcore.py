@@ -26,6 +26,7 @@ import httpx
 
 from .._errors import ClientClosedError
 from ._body import close_iterator
+from ._loop import close_network_streams
 
 __all__ = ["LeanPool"]
 
@@ -254,6 +255,17 @@ class LeanPool(httpx.AsyncBaseTransport):
         self._idle.clear()
         for connection in connections:
             await connection.aclose()
+
+    def abandon(self) -> None:
+        """Close every connection's socket now, without its event loop (which is gone).
+
+        For a pool left behind by a client that moved to another event loop:
+        awaiting a close there is impossible. Refuses to open any from now on.
+        """
+        self._closed = True
+        connections, self._all = self._all, set()
+        self._idle.clear()
+        close_network_streams(connections)
 
 
 _Key = tuple[bytes, bytes, int]

@@ -13,7 +13,10 @@ One class, :class:`HttpxTransport`, sends through anything that turns an
 - **the lean pool** (:mod:`._httpcore`), an httpx transport itself.
 
 Each attempt is also bounded in wall-clock time (:mod:`._timer`). httpx
-raises its own exceptions, so there is no mapping to do here.
+raises its own exceptions, so there is no mapping to do here, but for one: a
+user's client or transport bound to an event loop that is gone fails with a
+bare ``RuntimeError`` ("Event loop is closed"), which becomes
+:class:`EventLoopError`, saying what to do.
 """
 
 from __future__ import annotations
@@ -25,12 +28,36 @@ import httpx
 from .._errors import ClientClosedError
 from ._base import Answer, StopRequest
 from ._body import read_httpx_answer
+from ._loop import close_network_streams
 from ._timer import AttemptTimer
 
-__all__ = ["HttpxTransport", "via_client", "via_transport"]
+__all__ = ["EventLoopError", "HttpxTransport", "via_client", "via_transport"]
 
 #: Sends an ``httpx.Request``; returns the response with its body still streaming.
 Opener = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+#: What the ``RuntimeError`` of a client used on the wrong event loop says (asyncio, trio).
+_LOOP_WORDS = ("loop", "async context")
+
+
+class EventLoopError(httpx.TransportError):
+    """A user's client or transport holds connections of another event loop, which is gone.
+
+    The request may have been sent. The call ends in ``APIConnectionError``
+    (retried like one: the connection that failed is dropped by its pool),
+    whose message says what to do.
+    """
+
+
+def _loop_error(pool: str, exc: RuntimeError) -> EventLoopError:
+    what = "http_client" if pool == "http_client" else "transport"
+    return EventLoopError(
+        f"the {what} you passed holds connections of another event loop, which is gone "
+        f"(RuntimeError: {exc}). An httpx client belongs to the event loop that first "
+        f"used it: create it inside the event loop that uses it (one per loop, e.g. in "
+        f"the function asyncio.run runs, or in a fixture of the test's loop), or pass no "
+        f"{what}: the client's own pool is rebuilt on each event loop"
+    )
 
 
 class HttpxTransport:
@@ -41,6 +68,8 @@ class HttpxTransport:
         pool: The name :attr:`pool` reports.
         timer: The attempt's wall-clock bound, or None for none.
         close: Closes what we opened, or None when there is nothing of ours.
+        abandon: Closes the sockets of what we opened at once, without their
+            event loop (see :meth:`abandon`), or None when there is nothing of ours.
     """
 
     def __init__(
@@ -50,11 +79,13 @@ class HttpxTransport:
         pool: str,
         timer: AttemptTimer | None,
         close: Callable[[], Awaitable[None]] | None,
+        abandon: Callable[[], None] | None = None,
     ) -> None:
         self._open = open_response
         self._pool = pool
         self._timer = timer
         self._close = close
+        self._abandon = abandon
         self._closed = False
 
     @property
@@ -75,7 +106,16 @@ class HttpxTransport:
         raise httpx.ReadTimeout(f"no complete response within {timer.limit}s")
 
     async def _exchange(self, request: httpx.Request) -> Answer:
-        response = await self._open(request)
+        try:
+            response = await self._open(request)
+        except RuntimeError as exc:
+            # Only a user's client or transport (nothing of ours to abandon) can be
+            # bound to another loop: ours are rebuilt on each loop. httpx's own
+            # RuntimeErrors (a closed client, its stream errors) are subclasses or
+            # say nothing of loops.
+            if self._abandon is None and type(exc) is RuntimeError and _mentions_loop(str(exc)):
+                raise _loop_error(self._pool, exc) from exc
+            raise
         response.request = request
         return await read_httpx_answer(response)
 
@@ -84,6 +124,16 @@ class HttpxTransport:
         self._closed = True
         if self._close is not None:
             await self._close()
+
+    def abandon(self) -> None:
+        """Refuse to send from now on; close the sockets of what is ours now, without awaiting."""
+        self._closed = True
+        if self._abandon is not None:
+            self._abandon()
+
+
+def _mentions_loop(text: str) -> bool:
+    return any(word in text for word in _LOOP_WORDS)
 
 
 def via_client(
@@ -99,13 +149,37 @@ def via_client(
         pool="transport" if owned else "http_client",
         timer=timer,
         close=client.aclose if owned else None,
+        abandon=(lambda: close_network_streams(_connections_of(client))) if owned else None,
     )
 
 
 def via_transport(
-    transport: httpx.AsyncBaseTransport, *, pool: str, timer: AttemptTimer | None
+    transport: httpx.AsyncBaseTransport,
+    *,
+    pool: str,
+    timer: AttemptTimer | None,
+    abandon: Callable[[], None] | None = None,
 ) -> HttpxTransport:
-    """Send straight to an httpx transport's ``handle_async_request``; closed with the client."""
+    """Send straight to an httpx transport's ``handle_async_request``; closed with the client.
+
+    ``abandon`` closes its sockets at once when it is ours (the lean pool); a
+    user's transport has none.
+    """
     return HttpxTransport(
-        transport.handle_async_request, pool=pool, timer=timer, close=transport.aclose
+        transport.handle_async_request,
+        pool=pool,
+        timer=timer,
+        close=transport.aclose,
+        abandon=abandon,
     )
+
+
+def _connections_of(client: httpx.AsyncClient) -> list[object]:
+    """The httpcore connections of an httpx client of ours (a proxy's), as far as can be seen."""
+    mounts = getattr(client, "_mounts", {})
+    transports = [getattr(client, "_transport", None), *mounts.values()]
+    connections: list[object] = []
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        connections.extend(getattr(pool, "connections", ()))
+    return connections
