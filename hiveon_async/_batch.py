@@ -649,6 +649,9 @@ async def run_report(
         outcomes=outcomes,
         duplicates=batch.progress.duplicates,
         elapsed=time.monotonic() - batch.started,
+        throttled=batch.progress.throttled,
+        paused=batch.progress.paused,
+        paced_rate=batch.progress.paced_rate,
     )
     failure = batch.source.failure
     if failure is not None:

@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._models import StopResult
 from ._policy._gate import SendGate
+from ._policy._headers import parse_rate_limit
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
 from ._policy._slots import Slots
 from ._redact import hide_in_logs, safe_request
@@ -111,8 +112,9 @@ class Engine:
         self._transports = transports
         self._transport: Transport | None = None
         self._closed_unopened = False
-        self.slots = Slots(max_concurrency)
+        self.slots = Slots(max_concurrency, on_new_loop=self._on_new_loop)
         self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock)
+        self.gate.max_hold = retry.max_retry_after
         self.budget = (
             None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
         )
@@ -131,9 +133,12 @@ class Engine:
 
     @property
     def paced_rate(self) -> float | None:
-        """The rate adaptive pacing holds sending to, requests/s, or None when it is not pacing."""
-        pacer = self.gate.pacer
-        return None if pacer is None else pacer.rate
+        """The rate the client paces sending to, requests/s, or None when it is not pacing.
+
+        Learned from 429s, or read from the server's rate-limit headers; a configured
+        RateLimit alone is not pacing.
+        """
+        return self.gate.paced_rate
 
     @property
     def paused_seconds(self) -> float:
@@ -300,7 +305,11 @@ class Engine:
         try:
             sent_at = await self.gate.wait_turn()
             if listener is not None:
-                listener.before_send(call)
+                try:
+                    listener.before_send(call)
+                except BaseException:
+                    self.gate.done()
+                    raise
             call.attempts += 1
             started = self.clock.now()
             call.status = None
@@ -310,6 +319,7 @@ class Engine:
                 call.maybe_applied = True  # cut off mid-exchange: the server may have acted
                 raise
             finally:
+                self.gate.done()
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "POST %s -> %s (attempt %d, %.3fs)",
@@ -333,19 +343,43 @@ class Engine:
         status = call.status = answer.status
         if listener is not None:
             listener.on_answer(call, status)
-        self.gate.on_response(throttled=status == 429, sent_at=sent_at)
+        gate = self.gate
+        announced = parse_rate_limit(answer.raw_headers, wall=self.clock.wall())
+        if announced is not None:
+            gate.advise(announced)
         try:
-            return interpret(answer, call, wall=self.clock.wall)
+            result = interpret(answer, call, wall=self.clock.wall)
         except APIStatusError as error:
-            if error.retry_after is not None and error.retry_after <= self.retry.max_retry_after:
-                self.gate.pause(error.retry_after)
+            retry_after = error.retry_after
+            if retry_after is not None and retry_after > self.retry.max_retry_after:
+                retry_after = None  # the call gives up at once; nobody waits that long
+            gate.on_response(throttled=status == 429, sent_at=sent_at, retry_after=retry_after)
+            # A 5xx with Retry-After: the server is overloaded, so every task holds back.
+            # A 429's Retry-After is for the refused request (its retry waits that long);
+            # the others go on at the rate the gate learns.
+            if retry_after is not None and status >= 500:
+                gate.pause(retry_after)
             raise
+        except BaseException:
+            gate.on_response(throttled=False, sent_at=sent_at)
+            raise
+        gate.on_response(throttled=False, sent_at=sent_at)
+        return result
 
     def _open_transport(self) -> Transport:
+        """Open the transport (it opens a pool again on each new event loop by itself)."""
         if self.closed:
             raise ClientClosedError()
         self._transport = self._transports.open()
         return self._transport
+
+    def _on_new_loop(self) -> None:
+        """The client is used from another event loop: drop what belonged to the old one.
+
+        The gate's pacing, bucket and pauses are plain data and carry over; its
+        events and its queue of waiters belong to the old loop.
+        """
+        self.gate.reset_loop_state()
 
     @staticmethod
     def _closed_error(call: Call) -> ClientClosedError:

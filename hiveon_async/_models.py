@@ -87,6 +87,11 @@ class BatchReport:
         outcomes: Id to outcome, in first-seen input order.
         duplicates: How many ids were repeated in the input (and not re-sent).
         elapsed: Seconds the batch took.
+        throttled: Answers of 429 the batch got (each retried call counts each time).
+        paused: Seconds all sending was held for a server (a 503's ``Retry-After``,
+            rate-limit headers saying nothing remains, or a window that counts refusals).
+        paced_rate: The rate, requests/s, the client held sending to when the batch
+            ended (learned from 429s or read from rate-limit headers), or None.
 
     Example:
         >>> report = await client.stop_deployments(ids)  # doctest: +SKIP
@@ -96,6 +101,9 @@ class BatchReport:
     outcomes: Mapping[str, StopOutcome] = attrs.field(repr=False)
     duplicates: int = 0
     elapsed: float = 0.0
+    throttled: int = 0
+    paused: float = 0.0
+    paced_rate: float | None = None
 
     def _with(self, status: OutcomeStatus) -> list[StopOutcome]:
         return [outcome for outcome in self.outcomes.values() if outcome.status is status]
@@ -136,7 +144,8 @@ class BatchReport:
         return (
             f"BatchReport(total={len(self)}, stopped={len(self.stopped)}, "
             f"failed={len(self.failed)}, skipped={len(self.skipped)}, "
-            f"duplicates={self.duplicates}, elapsed={self.elapsed:.3f})"
+            f"duplicates={self.duplicates}, elapsed={self.elapsed:.3f}, "
+            f"throttled={self.throttled}, paused={self.paused:.3f})"
         )
 
     def raise_for_failures(self) -> None:

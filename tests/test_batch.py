@@ -195,19 +195,41 @@ async def test_unauthorized_aborts_the_batch() -> None:
 
 
 @pytest.mark.slow
-async def test_retry_after_pauses_every_worker() -> None:
-    """A 429 with Retry-After holds all of the client's sending, not just the worker that got it."""
+async def test_a_503_retry_after_pauses_every_worker() -> None:
+    """A 503 with Retry-After (overloaded) holds all the client's sending, not just that worker."""
     fake = FakeVendorAPI(faults=FaultPlan(latency=0.001))
-    fake.script("dep-4", [Fault.status(429, retry_after=1)])  # in the first wave of 8
+    fake.script("dep-4", [Fault.status(503, retry_after=1)])  # in the first wave of 8
     async with fake_client(fake, retry=RetryPolicy(adaptive=False)) as client:
         report = await client.stop_deployments(ids(40), concurrency=8)
     assert report.ok
-    [paused_from] = [request.arrived_at for request in fake.requests if request.answer == 429]
+    assert report.paused >= 0.99
+    [paused_from] = [request.arrived_at for request in fake.requests if request.answer == 503]
     later = [
         request.arrived_at for request in fake.requests if request.arrived_at > paused_from + 0.01
     ]
     assert later
     assert min(later) >= paused_from + 0.99
+
+
+@pytest.mark.slow
+async def test_a_429_retry_after_holds_only_the_refused_call() -> None:
+    """A lone 429's Retry-After delays that call's retry; the other workers go on meanwhile."""
+    fake = FakeVendorAPI(faults=FaultPlan(latency=0.001))
+    fake.script("dep-4", [Fault.status(429, retry_after=1)])
+    async with fake_client(fake, retry=RetryPolicy(adaptive=False)) as client:
+        report = await client.stop_deployments(ids(40), concurrency=8)
+    assert report.ok
+    assert report.throttled == 1
+    assert report.paused == 0
+    [refused_at] = [request.arrived_at for request in fake.requests if request.answer == 429]
+    [retried_at] = [
+        request.arrived_at
+        for request in fake.requests
+        if request.deployment_id == "dep-4" and request.answer == 200
+    ]
+    assert retried_at >= refused_at + 0.99
+    others = [r.arrived_at for r in fake.requests if r.deployment_id != "dep-4"]
+    assert sum(refused_at < t < refused_at + 0.9 for t in others) > 0
 
 
 async def test_maybe_applied_marks_a_404_after_a_timeout() -> None:

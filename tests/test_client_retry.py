@@ -24,6 +24,7 @@ from hiveon_async import (
     RetryPolicy,
     ServerError,
 )
+from hiveon_async._policy._gate import HEADROOM
 from tests.conftest import Waits, stop_error
 
 pytestmark = pytest.mark.anyio
@@ -192,22 +193,26 @@ async def test_cancellation_is_not_retried(
     assert len(requests) == 1
 
 
-@pytest.mark.parametrize("status", [429, 503])
-async def test_retry_after_is_waited_and_pauses_the_client(
+@pytest.mark.parametrize(("status", "pauses"), [(429, []), (503, [3.0])])
+async def test_retry_after_is_waited_and_a_503_pauses_the_client(
     make_client: MakeClient,
     stop_route: respx.Route,
     deployment_id: str,
     waits: Waits,
     status: int,
+    pauses: list[float],
 ) -> None:
-    """A Retry-After within max_retry_after is the wait, and holds all sending that long."""
+    """A Retry-After within max_retry_after is the wait; a 503's also holds all sending.
+
+    A 429's holds only the refused call: the others go on at the learned pace.
+    """
     stop_route.side_effect = [fails(status, **{"Retry-After": "3"}), stop_route.return_value]
     client = make_client(retry=RetryPolicy(max_retry_after=3.0, adaptive=False))
 
     await client.stop_deployment(deployment_id)
 
     assert waits.retries == [3.0]
-    assert waits.pauses == [3.0]
+    assert waits.pauses == pauses
     assert stop_route.call_count == 2
 
 
@@ -353,11 +358,14 @@ async def test_retry_budget_caps_retries_across_calls(
 async def test_every_attempt_passes_the_rate_limiter(
     make_client: MakeClient, stop_route: respx.Route, deployment_id: str, waits: Waits
 ) -> None:
-    """Retries are not free: each attempt takes its turn at the gate, one second apart at 1/s."""
+    """Retries are not free: each attempt takes its turn at the gate, a second apart at 1/s.
+
+    A second less 1%: the gate paces a configured rate at HEADROOM of it.
+    """
     stop_route.side_effect = [fails(500), fails(429), stop_route.return_value]
     client = make_client(rate_limit=RateLimit(per_second=1.0), retry=RetryPolicy(adaptive=False))
 
     await client.stop_deployment(deployment_id)
 
     assert stop_route.call_count == 3
-    assert waits.spacings == [1.0, 2.0]
+    assert waits.spacings == pytest.approx([1 / HEADROOM, 2 / HEADROOM])

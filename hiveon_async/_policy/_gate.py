@@ -3,24 +3,50 @@
 Three things can hold an attempt back, all client-wide:
 
 - the configured :class:`~hiveon_async.RateLimit`, a token bucket;
-- adaptive pacing after a 429 (:mod:`._pacing`), never above the
-  configured rate;
-- a pause asked for by the server's ``Retry-After``, which holds every task's
+- the rate the client learned from the server (:mod:`._pacing`), never above
+  the configured one;
+- a pause the server asked for: a 503's ``Retry-After`` holds every task's
   sending, not only the one that got the answer.
 
 The bucket is kept as a "theoretical arrival time" (the GCRA form of a token
-bucket): each waiter reserves its slot synchronously, in arrival order, then
-sleeps once until it. That makes it first come, first served under any
-contention, with no polling, on asyncio and trio alike.
+bucket). Waiters queue first come, first served; only the one at the head
+sleeps, until its turn, and takes it when it goes. No turn is booked ahead, so
+a waiter that is cancelled leaves nothing behind, and waiters held by a pause
+go one turn at a time when it ends: in any window of ``w`` seconds at most
+``rate * w + burst`` attempts pass, pauses included.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
+
+import anyio
+
 from .._clock import Clock
 from .._config import RateLimit
-from ._pacing import AdaptivePacer
+from ._headers import RateLimitState
+from ._pacing import RateLearner
+
+logger = logging.getLogger("hiveon_async")
 
 __all__ = ["SendGate"]
+
+#: A configured rate is paced this much under: two requests sent exactly 1/rate apart
+#: may arrive a little closer, and a server counting a sliding window exactly at the
+#: rate refuses the one that lands early (measured: a third of the rate lost to that).
+HEADROOM = 0.99
+#: Seconds an announcement of the server's limit stands without a reset to say otherwise.
+ADVICE_LIFETIME = 2.0
+#: Never pace slower than this on the server's word, requests per second.
+MIN_ADVISED_RATE = 0.5
+#: Slow start's first window, in attempts in flight; each attempt that ends adds one.
+SLOW_START = 4
+#: The window at which slow start ends (no server-side limit has shown itself).
+SLOW_START_END = 64
+#: Seconds a full window waits for an answer; then slow start ends (one slow
+#: answer must not hold the whole client back).
+WINDOW_WAIT = 1.0
 
 
 class SendGate:
@@ -28,7 +54,7 @@ class SendGate:
 
     Args:
         rate_limit: The configured ceiling, or None for none.
-        adaptive: Whether to pace after throttling.
+        adaptive: Whether to learn the server's rate from its answers.
         clock: The client's clock: the time, and how to wait.
     """
 
@@ -36,78 +62,267 @@ class SendGate:
         self, rate_limit: RateLimit | None, *, adaptive: bool = True, clock: Clock
     ) -> None:
         self._limit = rate_limit
-        self.pacer = AdaptivePacer() if adaptive else None
+        ceiling = None if rate_limit is None else rate_limit.per_second
+        self.pacer = RateLearner(ceiling) if adaptive else None
         self.clock = clock
-        self._tat = -float("inf")  # the theoretical arrival time of the next request
+        self._tat = -float("inf")  # the theoretical arrival time of the next attempt
         self._paused_until = -float("inf")
         #: Seconds of client-wide pauses so far (overlapping pauses counted once).
         self.paused_total = 0.0
+        self._queue: deque[anyio.Event] = deque()
+        # Slow start, until the first sign of a limit: at most a window of attempts in
+        # flight, a window that doubles each round trip (only when learning the rate).
+        self._window: int | None = SLOW_START if adaptive and rate_limit is None else None
+        self._in_flight = 0
+        self._room = anyio.Event()
+        # What the server's rate-limit headers said, requests/s, and until when it holds.
+        self._advertised: float | None = None
+        self._advertised_until = -float("inf")
+        # Requests the headers said remain, less those sent since; and until when.
+        self._credit: int | None = None
+        self._credit_until = -float("inf")
+        self._room_wanted = False  # the head waits on _room (slow start's window, or credit)
+        #: The longest hold the headers may impose (the retry policy's max_retry_after).
+        self.max_hold = 60.0
 
     def _interval_and_burst(self) -> tuple[float, int] | None:
-        """Return (seconds between requests, burst) in force now, or None for no limit."""
+        """Return (seconds between attempts, burst) in force now, or None for no limit."""
         paced = self.pacer.rate if self.pacer is not None and not self.clock.testing else None
+        advertised = self._advertised
+        if advertised is not None and not self.clock.testing:
+            if self.clock.now() < self._advertised_until:
+                paced = advertised if paced is None else min(paced, advertised)
+            else:
+                self._advertised = None  # the server stopped saying: back to learning
         limit = self._limit
         if limit is None:
             return None if paced is None else (1.0 / paced, 1)
         if paced is None or paced >= limit.per_second:
-            return 1.0 / limit.per_second, limit.burst
+            return 1.0 / (limit.per_second * HEADROOM), limit.burst
         return 1.0 / paced, 1
+
+    @property
+    def paced_rate(self) -> float | None:
+        """Requests/s learned from 429s or read from headers, the lower; None when neither."""
+        learned = None if self.pacer is None else self.pacer.rate
+        advertised = self._advertised
+        if advertised is not None and self.clock.now() >= self._advertised_until:
+            advertised = None
+        if learned is None or advertised is None:
+            return learned if advertised is None else advertised
+        return min(learned, advertised)
+
+    def _paused(self, now: float) -> bool:
+        return now < self._paused_until and not self.clock.testing
 
     async def wait_turn(self) -> float:
         """Wait until this attempt may be sent; return the time it went.
 
         Raises:
-            Whatever cancels the waiting task; its reserved slot is given back
-            when nobody reserved after it.
+            Whatever cancels the waiting task; it leaves the queue at once.
         """
+        now = self.clock.now()
+        if (
+            not self._queue
+            and not self._paused(now)
+            and not self._window_full()
+            and not self._out_of_credit(now)
+        ):
+            shape = self._interval_and_burst()
+            if shape is None:
+                return self._went(now)
+            interval, burst = shape
+            if now >= self._tat - (burst - 1) * interval:
+                self._tat = max(self._tat, now) + interval
+                return self._went(now)
+        turn = anyio.Event()
+        self._queue.append(turn)
+        try:
+            if self._queue[0] is not turn:
+                await turn.wait()  # set when the waiter ahead leaves the head of the queue
+            now = await self._head_turn()
+        finally:
+            self._leave(turn)
+        return self._went(now)
+
+    async def _head_turn(self) -> float:
+        """At the head of the queue: wait out any pause and the rate, then take the turn."""
         clock = self.clock
         now = clock.now()
-        if now < self._paused_until:
-            now = await self._hold(now)
-        shape = self._interval_and_burst()
-        if shape is not None:
-            interval, burst = shape
-            slot = max(now, self._tat - (burst - 1) * interval)
-            self._tat = max(self._tat, slot) + interval
-            reserved = self._tat
-            if slot > now:
-                try:
-                    await clock.space(slot - now)
-                except BaseException:
-                    if self._tat == reserved:  # nobody queued behind us: hand the slot back
-                        self._tat -= interval
-                    raise
+        while True:
+            if self._window_full():
+                self._room_wanted = True
+                with anyio.move_on_after(WINDOW_WAIT) as waited:
+                    await self._room.wait()
+                if waited.cancelled_caught:
+                    self._end_slow_start()  # stragglers fill the window: slow start ends here
                 now = clock.now()
-            if now < self._paused_until:  # a pause that started while we waited holds us too
-                now = await self._hold(now)
+                continue
+            if self._paused(now):
+                until = self._paused_until
+                await clock.hold(until - now)
+                now = max(clock.now(), until) if self._paused_until == until else clock.now()
+                continue
+            if self._out_of_credit(now):
+                # The server said how many remain, and they are sent: wait for an answer
+                # to say more, or for the reset.
+                self._room_wanted = True
+                with anyio.move_on_after(self._credit_until - now) as waited:
+                    await self._room.wait()
+                if waited.cancelled_caught:
+                    self._credit = None  # the reset came: the quota is back
+                now = clock.now()
+                continue
+            shape = self._interval_and_burst()
+            if shape is None:
+                return now
+            interval, burst = shape
+            earliest = self._tat - (burst - 1) * interval
+            if now < earliest:
+                await clock.space(earliest - now)
+                # The sleep is the wait: a clock that woke early still means the turn came.
+                now = max(clock.now(), earliest)
+                if self._paused(now):  # a pause began while we slept
+                    continue
+                shape = self._interval_and_burst()
+                if shape is not None and shape[0] > interval:  # the pace slowed meanwhile
+                    continue
+                if now - earliest < interval:
+                    # Woke a little late: the turn is charged at its time, so that the
+                    # timer's lateness does not add up into a slower pace.
+                    self._tat = max(self._tat, earliest) + interval
+                    return now
+            self._tat = max(self._tat, now) + interval
+            return now
+
+    def _leave(self, turn: anyio.Event) -> None:
+        """Take ``turn`` off the queue (gone through, or cancelled); wake the new head."""
+        queue = self._queue
+        if turn not in queue:
+            return  # queued on an event loop that is gone (see reset_loop_state)
+        was_head = queue[0] is turn
+        queue.remove(turn)
+        if was_head and queue:
+            queue[0].set()
+
+    def reset_loop_state(self) -> None:
+        """The client moved to another event loop: forget what belonged to the old one.
+
+        The bucket, pauses, slow start's window and what was learned are plain
+        data and carry over. The queue's events, the window's event and the
+        attempts in flight belong to the old loop, whose calls never end here.
+        """
+        self._queue = deque()
+        self._room = anyio.Event()
+        self._room_wanted = False
+        self._in_flight = 0
+
+    def _window_full(self) -> bool:
+        window = self._window
+        return window is not None and self._in_flight >= window and not self.clock.testing
+
+    def _out_of_credit(self, now: float) -> bool:
+        credit = self._credit
+        if credit is None or credit > 0 or self.clock.testing:
+            return False
+        if now >= self._credit_until:
+            self._credit = None  # the reset came: the quota is back
+            return False
+        return True
+
+    def _wake(self) -> None:
+        """Wake the head of the queue if it waits for room (the window, or credit)."""
+        if self._room_wanted:
+            self._room_wanted = False
+            self._room.set()
+            self._room = anyio.Event()
+
+    def _end_slow_start(self) -> None:
+        """Slow start ends: nothing waits for room in the window any more."""
+        self._window = None
+        self._wake()
+
+    def _went(self, now: float) -> float:
+        self._in_flight += 1
+        if self._credit is not None:
+            self._credit -= 1
         if self.pacer is not None:
-            self.pacer.on_send(now)
+            self.pacer.on_send(now, queued=bool(self._queue))
         return now
 
-    async def _hold(self, now: float) -> float:
-        """Wait out the client-wide pause, if one is on; return the time after it."""
-        while now < self._paused_until:
-            until = self._paused_until
-            await self.clock.hold(until - now)
-            now = self.clock.now()
-            if self._paused_until == until:  # waited out (or skipped in test mode), not extended
-                break
-        return now
+    def done(self) -> None:
+        """An attempt that went through the gate has ended (answered or not)."""
+        if self._in_flight == 0:
+            return  # sent on an event loop that is gone (see reset_loop_state)
+        self._in_flight -= 1
+        window = self._window
+        if window is None:
+            return
+        # Slow start: each attempt that ends makes room for two, so the window doubles
+        # each round trip. It ends at the first sign of a limit (the learner paces
+        # from then on) or once the window is large.
+        learned = self.pacer is not None and self.pacer.rate is not None
+        if learned or window + 1 >= SLOW_START_END:
+            self._end_slow_start()
+            return
+        self._window = window + 1
+        self._wake()
 
     def pause(self, seconds: float) -> None:
-        """Hold all sending for ``seconds`` from now (the server's ``Retry-After``)."""
+        """Hold all sending for ``seconds`` from now (a 503's ``Retry-After``)."""
         now = self.clock.now()
         until = now + seconds
         if until > self._paused_until:
             self.paused_total += until - max(now, self._paused_until)
             self._paused_until = until
 
-    def on_response(self, *, throttled: bool, sent_at: float) -> None:
-        """Feed one answer to the pacer: a 429, or anything else."""
+    def advise(self, state: RateLimitState) -> None:
+        """Follow what the server announced of its limit (its rate-limit headers).
+
+        - The rate of its tightest policy (quota over window), when announced,
+          paces sending, less :data:`HEADROOM`; the announcement stands for
+          :data:`ADVICE_LIFETIME` seconds, or until its reset.
+        - The requests remaining are a credit: each send spends one, less the
+          attempts already in flight. With none left the gate waits for an
+          answer that says more remain, or for the reset.
+        - Nothing remaining holds every task until the reset (within
+          ``max_hold`` seconds; a longer wait is a ``Retry-After`` the call
+          itself gives up on).
+        """
+        now = self.clock.now()
+        if self._window is not None:
+            self._end_slow_start()  # the server says its limit: no need to find it by slow start
+        remaining, reset = state.remaining, state.reset
+        if remaining is not None:
+            # The attempts in flight besides this one: the server may not have counted them.
+            self._credit = remaining - max(self._in_flight - 1, 0)
+            self._credit_until = now + (ADVICE_LIFETIME if reset is None else reset)
+            self._wake()
+            if remaining == 0 and reset is not None and 0 < reset <= self.max_hold:
+                self.pause(reset)
+        rate = state.rate()
+        if rate is None or rate <= 0:
+            return
+        rate = max(rate * HEADROOM, MIN_ADVISED_RATE)
+        if self._advertised != rate and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("paced rate set to %.1f requests/s by the server's headers", rate)
+        self._advertised = rate
+        lifetime = ADVICE_LIFETIME if reset is None else max(reset, ADVICE_LIFETIME)
+        self._advertised_until = now + lifetime
+
+    def on_response(
+        self, *, throttled: bool, sent_at: float, retry_after: float | None = None
+    ) -> None:
+        """Feed one answer to the learner: a 429 (with its ``Retry-After``), or anything else."""
         if self.pacer is None:
             return
         now = self.clock.now()
-        if throttled:
-            self.pacer.on_throttle(now, sent_at)
-        else:
-            self.pacer.on_success(now)
+        if not throttled:
+            self.pacer.on_success(now, sent_at)
+            return
+        if self._window is not None:
+            # A 429 in slow start: halve the window (a random refusal only slows the
+            # climb; a limit soon ends slow start through the learner).
+            self._window = max(SLOW_START, self._window // 2)
+        if self.pacer.on_throttle(now, sent_at, retry_after):
+            self.pause(1.0 if retry_after is None else retry_after)

@@ -1,119 +1,270 @@
-"""Adaptive pacing after throttling: CUBIC on the sending rate.
+"""Learning the rate the server allows, from its 429s.
 
-After a 429 the client cuts its sending rate to ``BETA`` times what it was
-sending, then grows it again along a cubic curve as responses come back
-without throttling: slowly near the rate that was refused, faster further
-from it. This is the shape of botocore's adaptive retry mode (and of TCP
-CUBIC), written for anyio and for one client shared by many tasks.
+The vendor limits each API key, and a fleet stop is bounded by that limit, so
+the client's job is to send as close to it as it can without being refused.
+Until the first sign of a limit the client is not paced (the gate's slow start
+only keeps the first rounds small). Then:
 
-A throttle only cuts the rate once per round: responses to requests that were
-sent before the last cut say nothing about the new rate, so they do not cut it
-again (otherwise a burst of 429s from one round would collapse the rate to the
-floor).
+- **Cut to what got through.** When 429s are more than noise, the rate is set
+  just under the rate of successes over the last second: a token bucket lets
+  through exactly its rate whatever is sent, so that is the limit itself.
+- **Hold when refused at the new pace.** If requests sent after a cut, at the
+  rate it set, are refused too, the server counts what it refuses (a sliding
+  window): sending more only keeps it refusing, so every task holds back for
+  the ``Retry-After``, and again if the first request after the hold is
+  refused.
+- **Grow back fast, then probe slowly.** While nothing is refused the rate
+  doubles every :data:`DOUBLING` seconds up to just under the last limit
+  found, then creeps up by a share per second that halves each time the same
+  limit is met again, so a limit that was raised is found again at the cost of
+  a refusal now and then.
+- **Noise is not a limit.** A cut needs two 429s among the last
+  :data:`RECENT` answers, for a request sent after the last cut had settled: a
+  server that refuses 1% of requests at random leaves the rate alone.
 
-And only throttling that is more than noise cuts it: a cut needs 429s to be at
-least ``THROTTLE_SHARE`` of recent answers. A server that refuses 1% of
-requests at random (a proxy's hiccups, a neighbour's quota) would otherwise
-drive the rate to a crawl, each lone 429 cutting it before it could grow back;
-measured in-process, that was 66 requests/s where 16,000/s were possible. A
-lone 429 still pauses sending for its ``Retry-After``
-(:mod:`hiveon_async._ratelimit`); pacing is for sustained refusal.
+A refused request itself always waits its ``Retry-After`` before its retry.
 """
 
 from __future__ import annotations
 
+import bisect
+import logging
 import math
+from collections import deque
 
-#: The rate is cut to this fraction of the sending rate at a throttle.
-BETA = 0.7
-#: How fast the cubic curve grows back (requests/s per second cubed).
-SCALE = 0.4
+logger = logging.getLogger("hiveon_async")
+
+__all__ = ["RateLearner"]
+
+#: Seconds over which sends and successes are counted.
+WINDOW = 1.0
+#: The learned rate, as a share of the rate of successes when 429s came.
+MARGIN = 0.95
+#: Seconds for the rate to double while it is well under the last refused rate.
+DOUBLING = 0.25
+#: Growth per second, as a share of the rate, near the last refused rate.
+PROBE = 0.05
+#: Seconds without a cut after which the probe's growth doubles, and doubles again.
+ACCELERATE = 1.0
+#: How close (as a share) to the last refused rate the fast growth goes.
+NEAR = 0.9
+#: Two cuts whose rates of success differ by less than this share find the same limit:
+#: the probing above it slows by half each time, down to MIN_PROBE.
+NEAR_SAME = 0.05
+MIN_PROBE = 0.005
+#: Intervals at the new pace before a 429 can cut again.
+SETTLE = 1.5
+#: Successes in the last window needed before their rate is taken as the limit.
+MIN_EVIDENCE = 3
+#: Successes a part of a second must hold before its rate counts (see successes()).
+SHORT_EVIDENCE = 8
+HALVES: tuple[float, ...] = (WINDOW / 2,)
+#: Answers looked at to tell a limit from noise; 429s among them that mean a limit: at
+#: least THROTTLES, and at least SHARE of them (a server refusing 1% at random is noise).
+RECENT = 100
+THROTTLES = 2
+SHARE = 0.05
+#: Seconds without a cut after which pacing stops.
+FORGET = 10.0
 #: Never pace slower than this, requests per second.
 MIN_RATE = 0.5
-#: Width of the buckets in which the sending rate is measured, seconds.
-_BUCKET = 0.5
-#: Weight of the newest bucket in the smoothed measurement.
-_SMOOTH = 0.8
-#: The share of recent answers that must be 429 before the rate is cut.
-THROTTLE_SHARE = 0.05
-#: Weight of each answer in that share (about the last 100 answers count).
-_SHARE_WEIGHT = 0.01
+#: Seconds between two updates of the growth.
+_STEP = 0.05
 
 
-class AdaptivePacer:
-    """Tracks the sending rate and the paced rate for one client.
+class RateLearner:
+    """Tracks sends and answers for one client, and the rate to pace at.
 
-    Off until the first throttle: until then :attr:`rate` is None and sending
-    is not paced at all.
+    Args:
+        ceiling: A configured rate the learned rate never exceeds, or None.
+
+    Attributes:
+        rate: Requests per second to pace at, or None while not pacing.
     """
 
-    __slots__ = (
-        "_bucket_count",
-        "_bucket_start",
-        "_first_send",
-        "_last_cut",
-        "_measured",
-        "_sends",
-        "_share",
-        "_w_max",
-        "rate",
-    )
-
-    def __init__(self) -> None:
+    def __init__(self, ceiling: float | None = None) -> None:
         self.rate: float | None = None
-        self._w_max = 0.0
+        self._ceiling = ceiling
+        self._sent: deque[float] = deque()
+        self._ok: deque[float] = deque()
+        self._recent: deque[bool] = deque(maxlen=RECENT)
+        self._throttles = 0  # 429s among _recent
+        self._first_send = math.inf
         self._last_cut = -math.inf
-        self._measured = 0.0
-        self._first_send: float | None = None
-        self._sends = 0
-        self._bucket_start = 0.0
-        self._bucket_count = 0
-        self._share = 0.0
+        self._settled_at = -math.inf  # answers to requests sent before this say nothing new
+        self._rate_at_cut = math.inf
+        self._held_until = -math.inf  # when the last hold ends
+        self._queued_at = -math.inf  # when requests last waited for the pace
+        # Answers to requests sent since the last cut settled.
+        self._ok_since_cut = 0
+        self._refused_since_cut = 0
+        self._limit: float | None = None  # what got through when 429s came, once paced
+        self._probe = PROBE
+        self._grown_at = 0.0
 
-    def on_send(self, now: float) -> None:
-        """Count one request going out at ``now``."""
-        self._sends += 1
-        if self._first_send is None:
+    # -- what happens --------------------------------------------------------------
+
+    def on_send(self, now: float, *, queued: bool = False) -> None:
+        """Count one request going out at ``now``; ``queued`` when others wait for the pace."""
+        if queued:
+            self._queued_at = now
+        sent = self._sent
+        sent.append(now)
+        if self._first_send == math.inf:
             self._first_send = now
-            self._bucket_start = now
-        if now - self._bucket_start >= _BUCKET:
-            current = self._bucket_count / (now - self._bucket_start)
-            self._measured = (
-                current
-                if self._measured == 0.0
-                else _SMOOTH * current + (1 - _SMOOTH) * self._measured
+        horizon = now - WINDOW
+        while sent[0] < horizon:
+            sent.popleft()
+
+    def on_success(self, now: float, sent_at: float) -> None:
+        """Count an answer that was not a 429; grow the rate if it is paced."""
+        self._remember(False)
+        if sent_at >= self._settled_at:
+            self._ok_since_cut += 1
+        ok = self._ok
+        ok.append(now)
+        horizon = now - WINDOW
+        while ok[0] < horizon:
+            ok.popleft()
+        if self.rate is not None and now - self._grown_at >= _STEP:
+            self._grow(now)
+
+    def on_throttle(self, now: float, sent_at: float, retry_after: float | None = None) -> bool:
+        """Count a 429 for a request sent at ``sent_at``; cut the rate if it is a limit.
+
+        Args:
+            now: The time of the answer.
+            sent_at: When the refused request was sent.
+            retry_after: The answer's ``Retry-After``, seconds, if usable.
+
+        Returns:
+            True when every task should hold back for the 429's ``Retry-After``:
+            the server refuses even at the rate just cut to, so it counts what it
+            refuses and more requests now only keep it refusing.
+        """
+        self._remember(True)
+        if sent_at < self._settled_at:
+            return False
+        self._refused_since_cut += 1
+        if self._throttles < THROTTLES or self._throttles < SHARE * len(self._recent):
+            return False
+        hold_for = WINDOW if retry_after is None else retry_after
+        if self._held_until <= sent_at < self._held_until + WINDOW:
+            # Refused right after a hold: the server still counts what it refused before.
+            # Nothing got through meanwhile, so there is nothing to learn but to hold again.
+            self._held_until = self._settled_at = now + hold_for
+            self._grown_at = now  # no growth until answers come back
+            return True
+        through = self.successes(now)
+        if self.rate is None:  # the first sign of a limit: what got through was a burst
+            new = through * MARGIN
+            hold = False
+        else:
+            # Refused at the rate just cut to, and more often than not: the server
+            # counts what it refused (a random refusal now and then is no reason).
+            hold = (
+                self.rate <= self._rate_at_cut
+                and now - self._last_cut < WINDOW
+                and self._refused_since_cut > self._ok_since_cut
             )
-            self._bucket_start = now
-            self._bucket_count = 0
-        self._bucket_count += 1
+            if len(self._ok) >= MIN_EVIDENCE:
+                limit = self._limit
+                if limit is not None and abs(through - limit) <= NEAR_SAME * limit:
+                    self._probe = max(self._probe / 2, MIN_PROBE)  # refused where it was before
+                self._limit = through
+                new = min(through, self.rate) * MARGIN
+            else:  # too little got through to measure: step down
+                new = self.rate * MARGIN
+        if self._ceiling is not None:
+            new = min(new, self._ceiling)
+        new = max(new, MIN_RATE)
+        self._set(new, now, "cut")
+        self._last_cut = now
+        self._rate_at_cut = new
+        self._ok_since_cut = self._refused_since_cut = 0
+        # The first request at the new pace may still meet what the old pace left behind.
+        self._settled_at = now + SETTLE / new
+        if hold:
+            self._held_until = self._settled_at = now + hold_for
+        return hold
+
+    # -- what it knows -------------------------------------------------------------
 
     def sending_rate(self, now: float) -> float:
-        """Return the measured sending rate, requests per second."""
-        if self._measured:
-            return self._measured
-        if self._first_send is None:
-            return 0.0
-        # No full bucket yet: average over at least one bucket's width, so that
-        # an opening burst does not read as an enormous rate.
-        return self._sends / max(now - self._first_send, _BUCKET)
+        """Requests sent per second, over the last second (or since the first send)."""
+        self._trim(self._sent, now)
+        return len(self._sent) / max(min(now - self._first_send, WINDOW), _STEP)
 
-    def on_throttle(self, now: float, sent_at: float) -> None:
-        """Cut the rate after a 429 for a request sent at ``sent_at``, unless it is noise."""
-        self._share += _SHARE_WEIGHT * (1.0 - self._share)
-        if sent_at < self._last_cut or self._share < THROTTLE_SHARE:
-            return
-        measured = self.sending_rate(now)
-        base = measured if self.rate is None else min(measured, self.rate)
-        self._w_max = max(base, MIN_RATE)
-        self.rate = max(base * BETA, MIN_RATE)
-        self._last_cut = now
+    def successes(self, now: float) -> float:
+        """Answers other than 429 per second, over the last second or a recent part of it.
 
-    def on_success(self, now: float) -> None:
-        """Grow the rate along the cubic curve after an unthrottled response."""
-        self._share -= _SHARE_WEIGHT * self._share
-        if self.rate is None:
+        While the rate climbs, a whole second lags behind what the server lets
+        through now: the last half second catches up, and the higher of the two
+        counts, once the half holds :data:`SHORT_EVIDENCE` answers. (A quarter
+        second would catch up faster, but a token bucket's burst fills it.)
+        Before pacing begins the last second alone counts: what got through in
+        the first instants was the server's burst, not its rate.
+        """
+        ok = self._ok
+        self._trim(ok, now)
+        best = len(ok) / WINDOW
+        if self.rate is None or now - self._held_until < WINDOW:
+            # Unpaced, or just after a hold: the server's burst (or a window that
+            # emptied while everyone held) fills a short part. That is not a rate.
+            return best
+        for part in HALVES:
+            recent = len(ok) - bisect.bisect_left(ok, now - part)
+            if recent >= SHORT_EVIDENCE:
+                best = max(best, recent / part)
+        return best
+
+    def _remember(self, throttled: bool) -> None:
+        recent = self._recent
+        if len(recent) == RECENT and recent[0]:
+            self._throttles -= 1
+        recent.append(throttled)
+        if throttled:
+            self._throttles += 1
+
+    def _grow(self, now: float) -> None:
+        rate = self.rate
+        assert rate is not None
+        elapsed = now - self._grown_at
+        if now - self._last_cut > FORGET:
+            # No 429 worth a cut for a long while: the limit is gone or far above what
+            # is sent. Stop pacing; a limit that is still there shows itself again.
+            self.rate = self._limit = None
+            self._probe = PROBE
+            logger.debug("pacing stopped: no sustained 429s for %.0fs", FORGET)
             return
-        k = (self._w_max * (1 - BETA) / SCALE) ** (1 / 3)
-        target = SCALE * (now - self._last_cut - k) ** 3 + self._w_max
-        ceiling = 2 * max(self.sending_rate(now), MIN_RATE)
-        self.rate = max(min(target, ceiling), MIN_RATE)
+        near = math.inf if self._limit is None else NEAR * self._limit
+        if rate < near:
+            new = min(rate * 2 ** (elapsed / DOUBLING), near)
+        else:
+            # The probe quickens the longer nothing is refused: a limit that was
+            # under-estimated (or raised) is found again in seconds, not minutes.
+            quiet = max(now - self._last_cut - ACCELERATE, 0.0)
+            probe = min(self._probe * 2 ** (quiet / ACCELERATE), math.log(2) / DOUBLING)
+            new = rate * (1 + probe * elapsed)
+        if now - self._queued_at > WINDOW:
+            # Nobody waits for the pace: growing past what is sent would be a ceiling
+            # nobody meets, and a burst later.
+            new = min(new, 2 * max(self.sending_rate(now), MIN_RATE))
+        if self._ceiling is not None:
+            new = min(new, self._ceiling)
+        if new > rate:
+            self._set(new, now, "raised")
+        else:
+            self._grown_at = now
+
+    def _set(self, rate: float, now: float, verb: str) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("paced rate %s to %.1f requests/s", verb, rate)
+        self.rate = rate
+        self._grown_at = now
+
+    @staticmethod
+    def _trim(times: deque[float], now: float) -> None:
+        horizon = now - WINDOW
+        while times and times[0] < horizon:
+            times.popleft()

@@ -1,0 +1,126 @@
+"""Rate-limiting servers on virtual time, and a batch that runs against them through a gate.
+
+The two limiters are models of the real ones the benchmarks use
+(``tests/benchmarks/ratelimited.py``): nginx's ``limit_req`` (a token bucket
+with a burst, ``nodelay``) and HAProxy's ``http_req_rate`` stick table (a
+sliding one-second window that counts refused requests too). Both answer 429
+with ``Retry-After: 1``. On virtual time a batch of thousands of requests
+runs in a second or two and gives the same figures every time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hiveon_async._policy._gate import SendGate
+
+from .fake_time import FakeTime
+
+__all__ = ["BatchRun", "Limiter", "SlidingWindow", "TokenBucket", "run_batch"]
+
+
+class Limiter(Protocol):
+    """A server's view of one key: admit a request arriving at ``now``, or refuse it."""
+
+    rate: float
+    #: Requests admitted at once from idle: the bucket's burst, a window's whole allowance.
+    burst: int
+
+    def admit(self, now: float) -> bool: ...
+
+
+class TokenBucket:
+    """nginx ``limit_req rate=R burst=B nodelay``: ``burst`` at once, then one per 1/R s."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tat = 0.0
+
+    def admit(self, now: float) -> bool:
+        tat = max(self._tat, now)
+        if tat - now > (self.burst - 1) / self.rate + 1e-9:
+            return False  # a refusal costs nothing: it takes no token
+        self._tat = tat + 1 / self.rate
+        return True
+
+
+class SlidingWindow:
+    """HAProxy ``sc_http_req_rate(0) gt R`` over 1 s: every request counts, refused or not."""
+
+    def __init__(self, rate: int, window: float = 1.0) -> None:
+        self.rate = float(rate)
+        self.burst = rate
+        self._window = window
+        self._seen: deque[float] = deque()
+
+    def admit(self, now: float) -> bool:
+        seen = self._seen
+        seen.append(now)
+        while seen[0] <= now - self._window:
+            seen.popleft()
+        return len(seen) <= self.rate
+
+
+@dataclass
+class BatchRun:
+    """What a batch saw: when each request went, and which were refused."""
+
+    sent: list[float] = field(default_factory=list)
+    refused: int = 0
+    finished: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.sent)
+
+    def share_of(self, limiter: Limiter, ids: int) -> float:
+        """The share of the allowed rate the batch got: ideal time / time taken."""
+        ideal = (ids - limiter.burst) / limiter.rate
+        return ideal / self.finished
+
+
+async def run_batch(
+    clock: FakeTime,
+    gate: SendGate,
+    limiter: Limiter,
+    *,
+    ids: int,
+    concurrency: int = 32,
+    latency: float = 0.005,
+    retry_after: float = 1.0,
+) -> BatchRun:
+    """Stop ``ids`` deployments through ``gate``, as the engine does, against ``limiter``.
+
+    Each worker takes a turn at the gate, spends ``latency`` on the exchange,
+    tells the gate the answer and ends the attempt; a refused request waits
+    its ``Retry-After`` before its retry, as the engine's retry loop does.
+    """
+    run = BatchRun()
+    left = ids
+
+    async def worker() -> None:
+        nonlocal left
+        while left:
+            left -= 1
+            while True:
+                sent_at = await gate.wait_turn()
+                run.sent.append(sent_at)
+                admitted = limiter.admit(sent_at)
+                await clock.sleep(latency)
+                gate.on_response(
+                    throttled=not admitted,
+                    sent_at=sent_at,
+                    retry_after=None if admitted else retry_after,
+                )
+                gate.done()
+                if admitted:
+                    break
+                run.refused += 1
+                await clock.sleep(retry_after)
+        run.finished = max(run.finished, clock.now())
+
+    await clock.run(*[worker] * concurrency)
+    return run

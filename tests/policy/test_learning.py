@@ -1,0 +1,95 @@
+"""The gate learning a server's limit from its 429s, against model limiters on virtual time.
+
+The figures are exact (virtual time, no randomness): each test pins what the
+learner achieves today against one limiter, so that a change that makes it
+worse fails here, seconds into the suite, before any benchmark runs. The
+real limiters (nginx, HAProxy) are measured by ``nox -s bench``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hiveon_async import RateLimit
+from hiveon_async._clock import set_testing
+from hiveon_async._policy._gate import SendGate
+
+from .fake_time import FakeTime
+from .limiters import Limiter, SlidingWindow, TokenBucket, run_batch
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def real_waits() -> Iterator[None]:
+    """The gate paces only while set_testing is off."""
+    with set_testing(False):
+        yield
+
+
+@pytest.mark.parametrize(
+    ("make", "least_share", "most_refused"),
+    [
+        (lambda: TokenBucket(20, burst=10), 0.85, 0.15),
+        (lambda: TokenBucket(100, burst=10), 0.85, 0.04),
+        (lambda: SlidingWindow(100), 0.7, 0.1),
+    ],
+    ids=["token-bucket-20", "token-bucket-100", "sliding-window-100"],
+)
+async def test_a_batch_learns_the_limit(
+    make: Callable[[], Limiter], least_share: float, most_refused: float
+) -> None:
+    """8 x R ids at concurrency 32, no RateLimit: most of the allowed rate, few refusals.
+
+    The bounds are today's figures, a little rounded: the issue's goal (90% of
+    the rate, at most 5% refused) is not met at 20/s, where the first instant's
+    burst is refused before any pace is known.
+    """
+    limiter = make()
+    clock = FakeTime()
+    gate = SendGate(None, clock=clock)
+    ids = 8 * int(limiter.rate)
+
+    run = await run_batch(clock, gate, limiter, ids=ids)
+
+    assert run.share_of(limiter, ids) >= least_share
+    assert run.refused / run.requests <= most_refused
+
+
+async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
+    """RateLimit equal to a sliding window's rate: nothing refused, a rate just under it."""
+    clock = FakeTime()
+    limiter = SlidingWindow(100)
+    gate = SendGate(RateLimit(per_second=100.0), clock=clock)
+
+    run = await run_batch(clock, gate, limiter, ids=800)
+
+    assert run.refused == 0
+    assert 800 / run.finished >= 0.98 * 100
+
+
+class RandomRefusals:
+    """No limit, but one request in a hundred refused (every 100th, to stay exact)."""
+
+    rate = 10_000.0
+    burst = 0
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def admit(self, now: float) -> bool:
+        self.seen += 1
+        return self.seen % 100 != 0
+
+
+async def test_random_refusals_do_not_start_pacing() -> None:
+    """A server refusing 1% of requests is noise: the gate never paces."""
+    clock = FakeTime()
+    gate = SendGate(None, clock=clock)
+
+    await run_batch(clock, gate, RandomRefusals(), ids=2000)
+
+    assert gate.pacer is not None
+    assert gate.pacer.rate is None
