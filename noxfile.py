@@ -161,12 +161,17 @@ def build(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark throughput and CPU per stop; about 10 minutes. See docs/benchmarks.md.
+    """Benchmark throughput and CPU per stop, then the rate-limited cell; about 15 minutes.
 
-    Options go to the harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``.
+    Options go to the main harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``;
+    ``--quick`` also shortens the rate-limited cell (nginx and haproxy from Debian's
+    packages: ``apt-get install nginx-light haproxy``). See docs/benchmarks.md.
     """
     session.install("-e", ".[speedups]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "-m", "tests.benchmarks.run", *session.posargs)
+    if not any(arg in ("-h", "--help") or arg.startswith("--from-json") for arg in session.posargs):
+        quick = ["--quick"] if "--quick" in session.posargs else []
+        session.run("python", "-m", "tests.benchmarks.ratelimited", *quick)
 
 
 @nox.session
