@@ -18,7 +18,7 @@ only keeps the first rounds small). Then:
   found, then creeps up by a share per second that halves each time the same
   limit is met again, so a limit that was raised is found again at the cost of
   a refusal now and then.
-- **Noise is not a limit.** A cut needs two 429s among the last
+- **Noise is not a limit.** A cut needs five 429s among the last
   :data:`RECENT` answers, for a request sent after the last cut had settled: a
   server that refuses 1% of requests at random leaves the rate alone.
 
@@ -59,10 +59,10 @@ MIN_EVIDENCE = 3
 #: Successes a part of a second must hold before its rate counts (see successes()).
 SHORT_EVIDENCE = 8
 HALVES: tuple[float, ...] = (WINDOW / 2,)
-#: Answers looked at to tell a limit from noise; 429s among them that mean a limit: at
-#: least THROTTLES, and at least SHARE of them (a server refusing 1% at random is noise).
+#: Answers looked at to tell a limit from noise, and the 429s among them that mean a
+#: limit: SHARE of RECENT, counted from the first answer on (a server refusing 1% at
+#: random is noise, and so are a few refusals while a configured rate settles).
 RECENT = 100
-THROTTLES = 2
 SHARE = 0.05
 #: Seconds without a cut after which pacing stops.
 FORGET = 10.0
@@ -146,7 +146,7 @@ class RateLearner:
         if sent_at < self._settled_at:
             return False
         self._refused_since_cut += 1
-        if self._throttles < THROTTLES or self._throttles < SHARE * len(self._recent):
+        if self._throttles < SHARE * RECENT:
             return False
         hold_for = WINDOW if retry_after is None else retry_after
         if self._held_until <= sent_at < self._held_until + WINDOW:
