@@ -18,6 +18,7 @@ go one turn at a time when it ends: in any window of ``w`` seconds at most
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 
@@ -49,6 +50,16 @@ SLOW_START_END = 64
 WINDOW_WAIT = 1.0
 
 
+class _Turn:
+    """A place in the gate's queue: woken when it reaches the head, or freed to go at once."""
+
+    __slots__ = ("event", "free")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.free = False
+
+
 class SendGate:
     """Decides when each attempt may go out.
 
@@ -69,7 +80,7 @@ class SendGate:
         self._paused_until = -float("inf")
         #: Seconds of client-wide pauses so far (overlapping pauses counted once).
         self.paused_total = 0.0
-        self._queue: deque[anyio.Event] = deque()
+        self._queue: deque[_Turn] = deque()
         # Slow start, until the first sign of a limit: at most a window of attempts in
         # flight, a window that doubles each round trip (only when learning the rate).
         self._window: int | None = SLOW_START if adaptive and rate_limit is None else None
@@ -135,12 +146,12 @@ class SendGate:
             if now >= self._tat - (burst - 1) * interval:
                 self._tat = max(self._tat, now) + interval
                 return self._went(now)
-        turn = anyio.Event()
+        turn = _Turn()
         self._queue.append(turn)
         try:
             if self._queue[0] is not turn:
-                await turn.wait()  # set when the waiter ahead leaves the head of the queue
-            now = await self._head_turn()
+                await turn.event.wait()  # set when the waiter ahead leaves the head, or opens
+            now = self.clock.now() if turn.free else await self._head_turn()
         finally:
             self._leave(turn)
         return self._went(now)
@@ -175,6 +186,8 @@ class SendGate:
                 continue
             shape = self._interval_and_burst()
             if shape is None:
+                if self._window is None and self._credit is None:
+                    self._open()
                 return now
             interval, burst = shape
             earliest = self._tat - (burst - 1) * interval
@@ -195,15 +208,30 @@ class SendGate:
             self._tat = max(self._tat, now) + interval
             return now
 
-    def _leave(self, turn: anyio.Event) -> None:
+    def _open(self) -> None:
+        """Nothing holds sending back: let everyone queued go at once, not one per tick.
+
+        Handing the turn down the queue costs a scheduling round per waiter: a
+        queue that formed (behind slow start, a pause that ended) would
+        otherwise stay, and pass one attempt per round of the event loop.
+        """
+        for turn in self._queue:
+            if not turn.free:
+                turn.free = True
+                turn.event.set()
+
+    def _leave(self, turn: _Turn) -> None:
         """Take ``turn`` off the queue (gone through, or cancelled); wake the new head."""
         queue = self._queue
-        if turn not in queue:
+        if not queue:
             return  # queued on an event loop that is gone (see reset_loop_state)
-        was_head = queue[0] is turn
-        queue.remove(turn)
-        if was_head and queue:
-            queue[0].set()
+        if queue[0] is turn:
+            queue.popleft()
+            if queue:
+                queue[0].event.set()
+            return
+        with contextlib.suppress(ValueError):  # not there: queued on a loop that is gone
+            queue.remove(turn)
 
     def reset_loop_state(self) -> None:
         """The client moved to another event loop: forget what belonged to the old one.
