@@ -14,7 +14,9 @@ Modules:
     summary: the medians per cell.
     targets: the project's performance checks, against the medians (a development aid).
     report: the tables, as text for the terminal and Markdown for the docs.
-    chart: the throughput chart, as a dependency-free SVG.
+    chart: the throughput chart and the rate-limited timeline, as dependency-free SVG.
+    ratelimited: the rate-limited cell: our client and a naive loop against real limiters.
+    limiters: nginx limit_req and HAProxy stick tables, configured and run on loopback.
     profiling: one contender or in-process mode under pyinstrument.
     budget: the retry budget's and the rate limiter's counts, in-process.
 """
