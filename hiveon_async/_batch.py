@@ -40,6 +40,7 @@ from ._errors import (
     HiveonError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitedError,
     compact,
 )
 from ._models import (
@@ -84,6 +85,9 @@ class BatchProgress:
             since the batch began (a pause in progress counts in full).
         paced_rate: The rate, requests/s, adaptive pacing holds the client to
             after sustained 429s, or None while it is not pacing.
+        quota_resets_at: When the server said its quota comes back (Unix time), once
+            a 429's ``Retry-After`` beyond ``max_retry_after`` stopped the batch;
+            else None.
     """
 
     seen: int = 0
@@ -98,6 +102,7 @@ class BatchProgress:
     throttled: int = 0
     paused: float = 0.0
     paced_rate: float | None = None
+    quota_resets_at: float | None = None
 
     def _count(self, outcome: StopOutcome) -> None:
         self.done += 1
@@ -439,6 +444,8 @@ class _Batch:
                 exc = _unexpected(exc, call)
             if isinstance(exc, AuthenticationError):
                 self.stop(exc)
+            elif isinstance(exc, RateLimitedError):
+                self._check_quota(exc)
             self._count_not_found(exc)
             return _outcome(
                 key,
@@ -458,6 +465,26 @@ class _Batch:
             attempts=call.attempts,
             elapsed=self.engine.elapsed(call),
         )
+
+    def _check_quota(self, error: RateLimitedError) -> None:
+        """Stop sending when the server says its quota is gone for longer than we may wait.
+
+        A 429 whose ``Retry-After`` is beyond ``max_retry_after`` failed its call
+        at once; every other id would meet the same answer, and a server that
+        counts refused requests (or bans keys that keep knocking) must not see
+        them. The ids not yet sent end ``skipped`` with this error as the cause.
+        """
+        wait = error.retry_after
+        if wait is None or wait <= self.engine.retry.max_retry_after:
+            return
+        if self.progress.quota_resets_at is None:
+            self.progress.quota_resets_at = time.time() + wait
+            logger.warning(
+                "the server's quota is used up for %.0fs (Retry-After): "
+                "the batch sends nothing more; the ids not yet sent are skipped",
+                wait,
+            )
+        self.stop(error)
 
     def _count_not_found(self, error: HiveonError) -> None:
         """Warn once when the batch's first answers are all 404: the base URL is likely wrong."""
@@ -652,6 +679,7 @@ async def run_report(
         throttled=batch.progress.throttled,
         paused=batch.progress.paused,
         paced_rate=batch.progress.paced_rate,
+        quota_resets_at=batch.progress.quota_resets_at,
     )
     failure = batch.source.failure
     if failure is not None:

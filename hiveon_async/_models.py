@@ -92,6 +92,9 @@ class BatchReport:
             rate-limit headers saying nothing remains, or a window that counts refusals).
         paced_rate: The rate, requests/s, the client held sending to when the batch
             ended (learned from 429s or read from rate-limit headers), or None.
+        quota_resets_at: When the server said its quota comes back (Unix time), if a
+            429's ``Retry-After`` beyond ``max_retry_after`` stopped the batch: the
+            ids not yet sent are then ``skipped`` with that error. Else None.
 
     Example:
         >>> report = await client.stop_deployments(ids)  # doctest: +SKIP
@@ -104,6 +107,7 @@ class BatchReport:
     throttled: int = 0
     paused: float = 0.0
     paced_rate: float | None = None
+    quota_resets_at: float | None = None
 
     def _with(self, status: OutcomeStatus) -> list[StopOutcome]:
         return [outcome for outcome in self.outcomes.values() if outcome.status is status]

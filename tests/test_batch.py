@@ -23,6 +23,7 @@ from hiveon_async import (
     InvalidRequestError,
     NotFoundError,
     OutcomeStatus,
+    RateLimitedError,
     RetryPolicy,
     ServerError,
     StopOutcome,
@@ -671,3 +672,48 @@ async def test_a_failed_outcome_keeps_no_frames_and_costs_under_2_kib() -> None:
     assert error.response.json() == {"error": "no"}
     assert error.response.request.headers["x-api-key"] == "[redacted]"
     assert cost < 2048, f"{cost:.0f} bytes per failed outcome"
+
+
+async def test_a_used_up_quota_stops_the_batch_and_says_until_when(
+    vendor: respx.Router, client: AsyncVendorClient
+) -> None:
+    """A 429 with Retry-After beyond max_retry_after: nothing more is sent, the rest skipped.
+
+    Before, every id went on knocking (one refused request each) for as long as the
+    quota stayed gone; a server counting refusals, or banning keys that keep knocking,
+    saw the worst client possible.
+    """
+    route = vendor.post(path__regex=ANY_STOP).respond(429, headers={"Retry-After": "3600"})
+    before = time.time()
+
+    report = await client.stop_deployments(ids(200), concurrency=8)
+
+    assert len(report) == 200
+    assert route.call_count <= 2 * 8
+    assert len(report.failed) == route.call_count  # those already sent when it came
+    assert len(report.skipped) == 200 - route.call_count
+    assert all(isinstance(outcome.error, RateLimitedError) for outcome in report)
+    assert report.quota_resets_at is not None
+    assert before + 3600 <= report.quota_resets_at <= time.time() + 3600
+    assert report.throttled == route.call_count
+
+
+async def test_a_retry_after_within_the_cap_does_not_stop_the_batch(
+    vendor: respx.Router, client: AsyncVendorClient
+) -> None:
+    """A Retry-After the client may wait is waited (instantly in tests): every id is stopped."""
+    answers = [httpx.Response(429, headers={"Retry-After": "30"})] + [
+        httpx.Response(200, json={"deployment_id": f"dep-{n}"}) for n in range(1, 6)
+    ]
+
+    def answer(request: httpx.Request, deployment_id: str) -> httpx.Response:
+        if deployment_id == "dep-0" and answers[0].status_code == 429:
+            return answers.pop(0)
+        return httpx.Response(200, json={"deployment_id": deployment_id})
+
+    vendor.post(path__regex=ANY_STOP).mock(side_effect=answer)
+
+    report = await client.stop_deployments(ids(6))
+
+    assert report.ok
+    assert report.quota_resets_at is None

@@ -284,6 +284,8 @@ class Tally:
         throttled: 429 answers (from the batch's progress, at the end).
         paused: Seconds all sending was held for a ``Retry-After`` (likewise).
         paced_rate: Requests/s the client was pacing itself to at the end, or None.
+        quota_resets_at: When the server's used-up quota comes back (Unix time), if
+            that stopped the run; else None.
         leading_not_found: Outcomes in a row, from the first, that failed 404.
         cut_off: Requests in flight when the run was interrupted (they may
             have reached the server; their ids are sent again on resume).
@@ -303,6 +305,7 @@ class Tally:
     throttled: int = 0
     paused: float = 0.0
     paced_rate: float | None = None
+    quota_resets_at: float | None = None
     leading_not_found: int = 0
     cut_off: int = 0
     errors: Counter[str] = attrs.field(factory=Counter)

@@ -139,6 +139,7 @@ class BatchRun:
         self.tally.throttled = self.progress.throttled
         self.tally.paused = self.progress.paused
         self.tally.paced_rate = self.progress.paced_rate
+        self.tally.quota_resets_at = self.progress.quota_resets_at
         return self.ending, self.problem
 
     def stop(self, how: Ending) -> None:

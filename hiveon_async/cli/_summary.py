@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import suppress
@@ -40,6 +41,17 @@ def headline(ending: Ending, tally: Tally, *, problem: str | None, journal: bool
         One line.
     """
     done = tally.done
+    if ending is Ending.FINISHED and tally.quota_resets_at is not None:
+        at = time.strftime("%H:%M", time.localtime(tally.quota_resets_at + 59))
+        then = (
+            f"run the same command with the same --journal after {at} to stop the rest"
+            if journal
+            else f"add --journal PATH to the same command and run it after {at}"
+        )
+        return (
+            f"The vendor's quota is used up until {at}: {tally.stopped:,} of {done:,} "
+            f"stopped, {tally.skipped:,} not sent; {then}."
+        )
     if ending is Ending.FINISHED:
         if done == 0:
             reason = "the journal records every id as stopped" if journal else "no ids"

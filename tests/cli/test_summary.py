@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hiveon_async import StopOutcome
@@ -128,3 +130,18 @@ def test_twenty_404s_in_a_row_from_the_start_hint_at_the_base_url() -> None:
             "base URL" in line for line in summary_lines(tally_of(*outcomes), headline="H")
         )
     assert tally_of().base_url_hint is None
+
+
+def test_a_used_up_quota_headline_says_until_when_and_how_to_resume() -> None:
+    """The reset time (rounded up to the minute), the journal to resume with, and exit 1."""
+    tally = tally_of(STOPPED, SKIPPED, SKIPPED)
+    reset = time.mktime((2026, 12, 7, 14, 4, 30, 0, 0, -1))  # 14:04:30 local time
+    tally.quota_resets_at = reset
+
+    with_journal = headline(Ending.FINISHED, tally, problem=None, journal=True)
+    without = headline(Ending.FINISHED, tally, problem=None, journal=False)
+
+    assert with_journal.startswith("The vendor's quota is used up until 14:05: 1 of 3 stopped")
+    assert "run the same command with the same --journal after 14:05" in with_journal
+    assert "add --journal PATH to the same command and run it after 14:05" in without
+    assert exit_status(Ending.FINISHED, tally) == 1
