@@ -98,13 +98,7 @@ class SendGate:
 
     def _interval_and_burst(self) -> tuple[float, int] | None:
         """Return (seconds between attempts, burst) in force now, or None for no limit."""
-        paced = self.pacer.rate if self.pacer is not None and not self.clock.testing else None
-        advertised = self._advertised
-        if advertised is not None and not self.clock.testing:
-            if self.clock.now() < self._advertised_until:
-                paced = advertised if paced is None else min(paced, advertised)
-            else:
-                self._advertised = None  # the server stopped saying: back to learning
+        paced = None if self.clock.testing else self.paced_rate
         limit = self._limit
         if limit is None:
             return None if paced is None else (1.0 / paced, 1)
@@ -118,7 +112,7 @@ class SendGate:
         learned = None if self.pacer is None else self.pacer.rate
         advertised = self._advertised
         if advertised is not None and self.clock.now() >= self._advertised_until:
-            advertised = None
+            advertised = None  # the server stopped saying: back to learning
         if learned is None or advertised is None:
             return learned if advertised is None else advertised
         return min(learned, advertised)
