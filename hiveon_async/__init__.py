@@ -30,6 +30,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import BatchFailedError, BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._quota import QuotaPolicy, RateLimitState
 from ._version import __version__
 
 # A library logs; the application decides where logs go (and nothing is printed by default).
@@ -51,7 +52,9 @@ __all__ = [
     "OutcomeStatus",
     "OutcomeStream",
     "PermissionDeniedError",
+    "QuotaPolicy",
     "RateLimit",
+    "RateLimitState",
     "RateLimitedError",
     "ResponseValidationError",
     "RetryPolicy",

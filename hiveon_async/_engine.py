@@ -240,21 +240,25 @@ class Engine:
                 :class:`~hiveon_async.APITimeoutError` when the deadline passed.
             BaseException: Whatever ``listener.before_attempt`` raised.
         """
-        if call.deadline is None:
-            result = await self._attempts(call, listener)
-        else:
-            try:
-                with anyio.fail_after(call.deadline - self.clock.now()):
-                    result = await self._attempts(call, listener)
-            except TimeoutError:
-                raise APITimeoutError(
-                    f"deployment {call.deployment_id!r}: the call's deadline of "
-                    f"{self.retry.deadline}s passed",
-                    request=safe_request(call.request.httpx_request),
-                    deployment_id=call.deployment_id,
-                    attempts=call.attempts,
-                    maybe_applied=call.maybe_applied,
-                ) from None
+        try:
+            if call.deadline is None:
+                result = await self._attempts(call, listener)
+            else:
+                try:
+                    with anyio.fail_after(call.deadline - self.clock.now()):
+                        result = await self._attempts(call, listener)
+                except TimeoutError:
+                    raise APITimeoutError(
+                        f"deployment {call.deployment_id!r}: the call's deadline of "
+                        f"{self.retry.deadline}s passed",
+                        request=safe_request(call.request.httpx_request),
+                        deployment_id=call.deployment_id,
+                        attempts=call.attempts,
+                        maybe_applied=call.maybe_applied,
+                    ) from None
+        except HiveonError as error:
+            error.elapsed = self.clock.now() - call.started
+            raise
         if self.budget is not None:
             self.budget.on_success(call.attempts - 1)
         return result
@@ -348,7 +352,13 @@ class Engine:
         if announced is not None:
             gate.advise(announced)
         try:
-            result = interpret(answer, call, wall=self.clock.wall)
+            result = interpret(
+                answer,
+                call,
+                elapsed=self.clock.now() - call.started,
+                rate_limit=announced,
+                wall=self.clock.wall,
+            )
         except APIStatusError as error:
             retry_after = error.retry_after
             if retry_after is not None and retry_after > self.retry.max_retry_after:

@@ -31,10 +31,14 @@ error has its ``X-API-Key`` header and its body removed.
 from __future__ import annotations
 
 import functools
+import types
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
+
+    from ._quota import RateLimitState
 
 __all__ = [
     "APIConnectionError",
@@ -62,7 +66,12 @@ class HiveonError(Exception):
         attempts: How many requests were sent for the call (0 when none was).
         maybe_applied: True when an earlier attempt may have reached the
             server, so the stop may have happened despite this error.
+        elapsed: Seconds from the call's start until it ended with this error
+            (0.0 for an error raised before the call started, such as a bad id).
     """
+
+    #: Set by the client when the call ends with this error.
+    elapsed: float = 0.0
 
     def __init__(
         self,
@@ -198,6 +207,24 @@ class _KeepsResponse:
     def response(self, response: httpx.Response | None) -> None:
         self._keep(response)
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers as a :class:`~hiveon_async.StopResult` holds them.
+
+        Names lower-cased, repeats joined with ``", "``, credentials redacted
+        (body framing headers, which no longer describe the kept body, left out).
+        Empty when there was no response.
+        """
+        response = self.response
+        if response is None:
+            return {}
+        headers: dict[str, str] = {}
+        for name, value in response.headers.raw:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        return types.MappingProxyType(headers)
+
 
 class APIStatusError(HiveonError, _KeepsResponse):
     """The server answered with a status that is not success.
@@ -209,6 +236,10 @@ class APIStatusError(HiveonError, _KeepsResponse):
         request_id: The server's ``X-Request-Id``, when it sent one.
         retry_after: The server's ``Retry-After`` in seconds, when it sent a
             usable one.
+        rate_limit: What the response's rate-limit headers said, parsed, or
+            None (as on :class:`~hiveon_async.StopResult`).
+        headers: The response's headers, credentials redacted (as on
+            :class:`~hiveon_async.StopResult`).
     """
 
     def __init__(
@@ -219,6 +250,7 @@ class APIStatusError(HiveonError, _KeepsResponse):
         body: str,
         request_id: str | None,
         retry_after: float | None = None,
+        rate_limit: RateLimitState | None = None,
         deployment_id: str | None = None,
         attempts: int = 0,
         maybe_applied: bool = False,
@@ -231,6 +263,7 @@ class APIStatusError(HiveonError, _KeepsResponse):
         self.body = body
         self.request_id = request_id
         self.retry_after = retry_after
+        self.rate_limit = rate_limit
 
 
 class BadRequestError(APIStatusError):
@@ -270,6 +303,8 @@ class ResponseValidationError(HiveonError, _KeepsResponse):
     Attributes:
         response: The offending response, when there was one.
         request_id: The server's ``X-Request-Id``, when it sent one.
+        rate_limit: What the response's rate-limit headers said, parsed, or None.
+        headers: The response's headers, credentials redacted.
     """
 
     def __init__(
@@ -278,6 +313,7 @@ class ResponseValidationError(HiveonError, _KeepsResponse):
         *,
         response: httpx.Response | None = None,
         request_id: str | None = None,
+        rate_limit: RateLimitState | None = None,
         deployment_id: str | None = None,
         attempts: int = 0,
         maybe_applied: bool = False,
@@ -287,6 +323,7 @@ class ResponseValidationError(HiveonError, _KeepsResponse):
         )
         self._keep(response)
         self.request_id = request_id
+        self.rate_limit = rate_limit
 
 
 #: The message of every error about a closed client (documented; tests match it).

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import enum
+import types
 from collections.abc import Iterator, Mapping
 
 import attrs
 
 from ._errors import HiveonError
+from ._quota import RateLimitState
 
 __all__ = [
     "BASE_URL_HINT",
+    "NO_HEADERS",
     "BatchFailedError",
     "BatchReport",
     "OutcomeStatus",
@@ -19,16 +22,48 @@ __all__ = [
 ]
 
 
+#: No headers: the ``headers`` of a result made without a response.
+NO_HEADERS: Mapping[str, str] = types.MappingProxyType({})
+
+
 @attrs.frozen(kw_only=True)
 class StopResult:
-    """The server's answer to a successful stop.
+    """The server's answer to a successful stop, and how the call went.
+
+    The same facts an error carries when a call fails (``request_id``,
+    ``attempts``, ``rate_limit``, ``headers``, ``elapsed``), so that a log line
+    or a metric reads both sides alike.
 
     Attributes:
         deployment_id: The id of the deployment that was stopped, as the
             server confirmed it.
+        request_id: The server's ``X-Request-Id`` for the answer, or None.
+        attempts: Requests sent for the call, the answered one included (1
+            unless earlier attempts failed and were retried).
+        elapsed: Seconds from the call's start to this answer: waiting for a
+            connection slot and a turn under the rate limit, retries and their
+            waits included.
+        rate_limit: What the answer's rate-limit headers said (``RateLimit``,
+            ``RateLimit-Policy``, ``X-RateLimit-*``), parsed; None when it had
+            none.
+        headers: The answer's headers, names lower-cased, repeated ones joined
+            with ``", "``. Any header that carries a credential, and any
+            credential a server echoed back, reads ``[redacted]``. In a
+            :class:`BatchReport` an outcome's result keeps none (empty): a
+            report of a million ids would keep a million sets; ``on_outcome``
+            and the stream see them.
+
+    Example:
+        >>> result = await client.stop_deployment("dep-1")  # doctest: +SKIP
+        >>> print(result.request_id, result.attempts, f"{result.elapsed:.3f}s")  # doctest: +SKIP
     """
 
     deployment_id: str
+    request_id: str | None = None
+    attempts: int = 1
+    elapsed: float = 0.0
+    rate_limit: RateLimitState | None = None
+    headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, repr=False)
 
 
 class OutcomeStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() for users

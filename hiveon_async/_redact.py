@@ -13,8 +13,9 @@ import json
 import logging
 import re
 import threading
+import types
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import httpx
 
@@ -25,6 +26,7 @@ SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization",
 
 #: Headers about the body as it came over the wire, which a kept copy no longer is.
 _FRAMING = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
+_KEEP_ALL: frozenset[bytes] = frozenset()
 
 # A JSON member whose name looks like a credential, e.g. "CLORE_API_KEY": "...".
 # Servers may echo the request body in an error; this hides the value even when
@@ -102,6 +104,26 @@ def _safe_headers(
             value = _redact_value(value, kept)
         headers.append((name, value))
     return headers
+
+
+def safe_header_map(
+    raw: Iterable[tuple[bytes, bytes]], secrets: Iterable[str]
+) -> Mapping[str, str]:
+    """Return response headers to keep on a result: read-only, secrets redacted.
+
+    Names are lower-cased and values decoded as Latin-1 (what HTTP allows);
+    a repeated header's values are joined with ``", "``, as HTTP reads them.
+
+    Args:
+        raw: The headers as received: (name, value) pairs of bytes.
+        secrets: Values to hide (a server may echo them).
+    """
+    headers: dict[str, str] = {}
+    for name, value in _safe_headers(raw, _KEEP_ALL, secrets):
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return types.MappingProxyType(headers)
 
 
 def drop_frames(error: BaseException) -> None:

@@ -33,7 +33,8 @@ from ._errors import (
     ServerError,
 )
 from ._models import StopResult
-from ._redact import redact_text, safe_request, safe_response, scrub_chain
+from ._quota import RateLimitState
+from ._redact import redact_text, safe_header_map, safe_request, safe_response, scrub_chain
 from ._transport import Answer
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -102,7 +103,12 @@ def _error_text(body: bytes, secrets: Sequence[str]) -> str:
 
 
 def status_error(
-    response: httpx.Response, body: bytes, call: Call, *, now: Callable[[], float] = time.time
+    response: httpx.Response,
+    body: bytes,
+    call: Call,
+    *,
+    now: Callable[[], float] = time.time,
+    rate_limit: RateLimitState | None = None,
 ) -> APIStatusError:
     """Return the typed error for a response whose status is not 2xx.
 
@@ -111,6 +117,7 @@ def status_error(
         body: Its body as read (possibly cut off).
         call: The call it answered (its id, secrets to redact, attempts so far).
         now: The wall clock, for a ``Retry-After`` given as an HTTP-date.
+        rate_limit: What its rate-limit headers said, if anything.
 
     Returns:
         The error; the caller decides whether to raise or retry.
@@ -135,6 +142,7 @@ def status_error(
         body=text,
         request_id=request_id,
         retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+        rate_limit=rate_limit,
         deployment_id=call.deployment_id,
         attempts=call.attempts,
         maybe_applied=call.maybe_applied,
@@ -142,7 +150,12 @@ def status_error(
 
 
 def validation_error(
-    reason: str, response: httpx.Response, body: bytes, call: Call
+    reason: str,
+    response: httpx.Response,
+    body: bytes,
+    call: Call,
+    *,
+    rate_limit: RateLimitState | None = None,
 ) -> ResponseValidationError:
     """Return the error for a 2xx response whose body is not what the contract promises."""
     request_id = _request_id(response, call.secrets)
@@ -153,21 +166,23 @@ def validation_error(
         message,
         response=safe_response(response, _error_text(body, call.secrets), call.secrets),
         request_id=request_id,
+        rate_limit=rate_limit,
         deployment_id=call.deployment_id,
         attempts=call.attempts,
         maybe_applied=call.maybe_applied,
     )
 
 
-def parse_stop_result(body: bytes, deployment_id: str) -> StopResult | str:
-    """Parse a success body into a :class:`StopResult`.
+def body_problem(body: bytes, deployment_id: str) -> str | None:
+    """Check that a success body confirms the stop of ``deployment_id``.
 
     Args:
         body: The 2xx body.
         deployment_id: The id that was asked for.
 
     Returns:
-        The result, or a short reason why the body does not fit the contract.
+        None when it does, else a short reason why the body does not fit the
+        contract.
     """
     try:
         data = json.loads(body)
@@ -181,15 +196,28 @@ def parse_stop_result(body: bytes, deployment_id: str) -> StopResult | str:
         return "the body has no string 'deployment_id'"
     if answered != deployment_id:
         return "the body names another deployment"
-    return StopResult(deployment_id=answered)
+    return None
 
 
-def interpret(answer: Answer, call: Call, *, wall: Callable[[], float] = time.time) -> StopResult:
+def interpret(
+    answer: Answer,
+    call: Call,
+    *,
+    elapsed: float,
+    rate_limit: RateLimitState | None = None,
+    wall: Callable[[], float] = time.time,
+) -> StopResult:
     """Return the :class:`StopResult` of a 2xx answer, or raise the answer's typed error.
 
     Sets ``call.maybe_applied`` when the server may have acted: any 2xx whose
-    body is unusable (it said it acted), and any 5xx. ``wall`` is the wall
-    clock, to read a ``Retry-After`` given as an HTTP-date.
+    body is unusable (it said it acted), and any 5xx.
+
+    Args:
+        answer: The attempt's answer.
+        call: The call it answers.
+        elapsed: Seconds since the call started.
+        rate_limit: What the answer's rate-limit headers said, if anything.
+        wall: The wall clock, to read a ``Retry-After`` given as an HTTP-date.
 
     Raises:
         ResponseValidationError: A 2xx whose body is not the documented shape.
@@ -197,19 +225,25 @@ def interpret(answer: Answer, call: Call, *, wall: Callable[[], float] = time.ti
     """
     status = answer.status
     if 200 <= status < 300:
-        parsed = (
-            parse_stop_result(answer.body, call.deployment_id)
-            if answer.problem is None
-            else answer.problem
-        )
-        if isinstance(parsed, StopResult):
-            return parsed
+        problem = answer.problem or body_problem(answer.body, call.deployment_id)
+        if problem is None:
+            secrets = call.secrets
+            headers = safe_header_map(answer.raw_headers, secrets)
+            request_id = headers.get("x-request-id")
+            return StopResult(
+                deployment_id=call.deployment_id,
+                request_id=None if request_id is None else redact_text(request_id, secrets),
+                attempts=call.attempts,
+                elapsed=elapsed,
+                rate_limit=rate_limit,
+                headers=headers,
+            )
         call.maybe_applied = True  # the server said it acted; only its answer is unusable
-        raise validation_error(parsed, answer.response, answer.body, call)
+        raise validation_error(problem, answer.response, answer.body, call, rate_limit=rate_limit)
     if status >= 500:
         call.maybe_applied = True
     # An error status with an oversized or undecodable body is still that error.
-    raise status_error(answer.response, answer.body, call, now=wall)
+    raise status_error(answer.response, answer.body, call, now=wall, rate_limit=rate_limit)
 
 
 def connection_error(exc: httpx.TransportError, call: Call) -> APIConnectionError:

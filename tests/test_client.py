@@ -42,7 +42,8 @@ async def test_success_sends_the_documented_request(
 
     result = await client.stop_deployment(deployment_id, metadata={"team": "b"})
 
-    assert result == StopResult(deployment_id=deployment_id)
+    assert isinstance(result, StopResult)
+    assert result.deployment_id == deployment_id
     request = stop_route.calls.last.request
     assert request.method == "POST"
     assert str(request.url) == (

@@ -62,9 +62,9 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
-import attrs
+from .._quota import QuotaPolicy, RateLimitState
 
 __all__ = ["QuotaPolicy", "RateLimitState", "parse_rate_limit"]
 
@@ -79,8 +79,6 @@ MAX_SECONDS = 366 * 86_400.0
 #: Shorter windows, in seconds, are ignored (the resolution of a Structured Fields Decimal).
 MIN_WINDOW = 0.001
 
-#: Which family of headers a state was read from.
-Source: TypeAlias = Literal["ietf", "draft", "x-ratelimit"]
 #: Response headers as the transports hold them: (name, value) pairs of bytes (httpx's
 #: ``Headers.raw``, aiohttp's ``raw_headers``) or of str, or a mapping of str.
 Headers: TypeAlias = Mapping[str, str] | Iterable[tuple[bytes | str, bytes | str]]
@@ -112,74 +110,6 @@ _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 _TOKEN = re.compile(r"[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*")
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _REQUESTS = frozenset({"requests", '"requests"'})
-
-
-@attrs.frozen(kw_only=True)
-class QuotaPolicy:
-    """One quota policy the server announced: ``quota`` requests per ``window`` seconds.
-
-    Attributes:
-        quota: Requests allowed in the window.
-        window: The window in seconds (> 0), or None when not announced.
-        name: The policy's name (current draft), or None.
-    """
-
-    quota: int
-    window: float | None = None
-    name: str | None = None
-
-    def rate(self) -> float | None:
-        """Requests per second the policy allows (``quota / window``), or None without a window."""
-        return None if self.window is None else self.quota / self.window
-
-
-@attrs.frozen(kw_only=True)
-class RateLimitState:
-    """What one response's rate-limit headers say; every number finite and >= 0.
-
-    ``remaining`` and ``reset`` are the service limit to respect now: send no
-    more than ``remaining`` requests in the next ``reset`` seconds. ``limit``
-    and ``window`` belong to the policy they report on, when the headers say
-    which (by name in the current draft, by a quota equal to the limit in the
-    older ones), or to the most restrictive policy when they point at none.
-
-    Attributes:
-        source: The family read: ``ietf`` (current draft), ``draft`` (older
-            drafts) or ``x-ratelimit``.
-        limit: The quota of the policy reported on, or None.
-        remaining: Requests left until the reset, or None.
-        reset: Seconds from now until quota comes back, or None.
-        window: The window of the policy reported on, seconds, or None.
-        policy: The name of the policy reported on (current draft), or None.
-        policies: Every policy announced, without repeats, the most
-            restrictive (lowest rate) first; those without a window last.
-
-    Example:
-        >>> state = parse_rate_limit(
-        ...     [(b"RateLimit-Policy", b'"min";q=50;w=60'), (b"RateLimit", b'"min";r=5;t=20')],
-        ...     wall=0.0,
-        ... )
-        >>> state.remaining, state.reset, round(state.rate(), 3)
-        (5, 20.0, 0.833)
-    """
-
-    source: Source
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None
-    window: float | None = None
-    policy: str | None = None
-    policies: tuple[QuotaPolicy, ...] = ()
-
-    def rate(self) -> float | None:
-        """The lowest rate, requests per second, any announced policy allows, or None.
-
-        0.0 when a policy allows no request at all in its window.
-        """
-        rates = [rate for policy in self.policies if (rate := policy.rate()) is not None]
-        if self.limit is not None and self.window is not None:
-            rates.append(self.limit / self.window)
-        return min(rates, default=None)
 
 
 def parse_rate_limit(headers: Headers, *, wall: float) -> RateLimitState | None:
