@@ -19,7 +19,7 @@ from ._config import (
     RetryPolicy,
 )
 from ._engine import Engine
-from ._errors import InvalidRequestError
+from ._errors import ClientClosedError, InvalidRequestError
 from ._models import BatchReport, StopOutcome, StopResult
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
@@ -172,6 +172,77 @@ class AsyncVendorClient:
             clock=Clock(),
         )
 
+    # -- derived clients -------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> AsyncVendorClient:
+        """Return a client with other options that shares this one's pool and limits.
+
+        The new client sends through the same connection pool, and under the
+        same rate limit, pacing, ``Retry-After`` holds, retry budget and
+        ``max_concurrency`` slots: a tighter deadline for one request costs no
+        second pool. What is not given is this client's.
+
+        Closing the new client refuses its own further calls and cancels its
+        own batches; the pool stays open. Closing this client closes the pool
+        for both.
+
+        Args:
+            timeout: Per attempt: seconds, or an ``httpx.Timeout``.
+            retry: A :class:`RetryPolicy` for the new client's calls: attempts,
+                delays, ``deadline`` and ``max_retry_after``. Its ``budget``,
+                ``budget_refill`` and ``adaptive`` are not used: the budget
+                and the pacing are shared, and stay this client's.
+            metadata: Default Clore metadata, merged over this client's.
+
+        Returns:
+            The new client.
+
+        Raises:
+            InvalidRequestError: A bad option; nothing is sent.
+            RuntimeError: This client is closed (a ``ClientClosedError``).
+
+        Example:
+            >>> urgent = client.with_options(retry=RetryPolicy(deadline=2.0))  # doctest: +SKIP
+            >>> await urgent.stop_deployment("dep-1")  # doctest: +SKIP
+        """
+        if self._engine.closed:
+            raise ClientClosedError()
+        try:
+            derived = self._derive(timeout=timeout, retry=retry, metadata=metadata)
+        except InvalidRequestError as exc:
+            error = exc
+        else:
+            return derived
+        del metadata  # a traceback that captures locals (Sentry...) must not show the key
+        raise error.with_traceback(None)
+
+    def _derive(
+        self,
+        *,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy | None,
+        metadata: Mapping[str, str] | None,
+    ) -> AsyncVendorClient:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+        derived = object.__new__(AsyncVendorClient)
+        derived._base_url = self._base_url
+        derived._retry = self._retry if retry is None else retry
+        derived._rate_limit = self._rate_limit
+        derived._max_concurrency = self._max_concurrency
+        derived._engine = self._engine.derive(
+            retry=retry,
+            metadata=metadata,
+            timeout=None if timeout is None else _as_timeout(timeout),
+        )
+        return derived
+
     # -- lifecycle -----------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncVendorClient:
@@ -186,7 +257,11 @@ class AsyncVendorClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (only when the client built it). Idempotent."""
+        """Close the connection pool (only when the client built it). Idempotent.
+
+        A client made by :meth:`with_options` closes only itself: the pool is
+        its origin's.
+        """
         await self._engine.aclose()
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ client shares them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections.abc import Callable, Mapping
@@ -48,7 +49,7 @@ from ._request import (
     request_headers,
 )
 from ._response import connection_error, interpret
-from ._transport import StopRequest, Transport, TransportFactory
+from ._transport import AttemptTimeout, StopRequest, Transport, TransportFactory
 
 __all__ = ["AttemptListener", "Engine"]
 
@@ -110,26 +111,68 @@ class Engine:
         self._path_prefix = base[len(self._origin) :] + STOP_PATH.split("{", 1)[0]
         self._default_body = _body_or_none(metadata)
         self._transports = transports
-        self._transport: Transport | None = None
-        self._closed_unopened = False
+        self._build_request = transports.build_request
+        self._timeout: AttemptTimeout | None = None  # None: the transport's own
+        self._shared = _Shared(transports, self)
         self.slots = Slots(max_concurrency, on_new_loop=self._on_new_loop)
         self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock)
         self.gate.max_hold = retry.max_retry_after
         self.budget = (
             None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
         )
-        self.closed = False
-        # The sending libraries' loggers redact this client's credentials while it lives:
-        # until aclose(), or until it is collected unclosed.
-        self._forget_secrets = hide_in_logs((api_key, metadata.get(CLORE_API_KEY, "")))
-        weakref.finalize(self, self._forget_secrets)
+        self._closed = False
         # Told when the client closes (a running batch cancels its calls): per batch, not per call.
         self._on_close: set[Callable[[], None]] = set()
+        self._hide_secrets()
+
+    def _hide_secrets(self) -> None:
+        # The sending libraries' loggers redact this client's credentials while it lives.
+        forget = hide_in_logs((self._api_key, self._metadata.get(CLORE_API_KEY, "")))
+        weakref.finalize(self, forget)
+
+    def derive(
+        self,
+        *,
+        retry: RetryPolicy | None,
+        metadata: Mapping[str, str] | None,
+        timeout: httpx.Timeout | None,
+    ) -> Engine:
+        """Return an engine with other options that shares this one's transport and policy.
+
+        The slots, the gate (rate limit, pacing, holds), the retry budget, the
+        clock and the transport are this engine's own objects; ``retry`` (its
+        attempts, delays, deadline and ``max_retry_after``), the default
+        metadata (merged over this engine's) and the timeout are the new
+        engine's. Closing the new engine closes none of what it shares.
+
+        Raises:
+            InvalidRequestError: Bad metadata (checked here, before any I/O).
+        """
+        child = copy.copy(self)
+        if retry is not None:
+            child.retry = retry
+        if metadata is not None:
+            child._metadata = {**self._metadata, **check_metadata(metadata)}
+            child._default_body = _body_or_none(child._metadata)
+        if timeout is not None:
+            child._build_request = self._transports.request_builder(timeout)
+            child._timeout = self._transports.attempt_timeout(timeout)
+        child._closed = False
+        child._on_close = set()
+        child._hide_secrets()
+        self._shared.engines.add(child)
+        return child
+
+    @property
+    def closed(self) -> bool:
+        """True once this engine, or the one it was derived from, is closed."""
+        return self._closed or self._shared.closed
 
     @property
     def pool(self) -> str | None:
         """Which pool sends (see :class:`~._transport.Transport`), or None before the first send."""
-        return None if self._transport is None else self._transport.pool
+        transport = self._shared.transport
+        return None if transport is None else transport.pool
 
     @property
     def paced_rate(self) -> float | None:
@@ -159,19 +202,25 @@ class Engine:
         Calls waiting to retry end with :class:`ClientClosedError` when they
         wake; a running batch cancels its calls; a request in flight through a
         pool of ours fails as its connection closes, and is not retried.
-        Nothing is sent after this returns.
+        Nothing is sent after this returns. An engine made by :meth:`derive`
+        closes only itself: the transport is its origin's.
         """
-        self.closed = True
-        for notify in list(self._on_close):
-            notify()
+        shared = self._shared
+        self._closed = True
+        if shared.origin is not self:
+            self._notify_close()
+            return
+        shared.closed = True
+        for engine in list(shared.engines):
+            engine._notify_close()
         # Shielded: a close cut short would leave sockets to the garbage collector (and a
         # batch closed from its own on_outcome has just cancelled the task running this).
         with anyio.CancelScope(shield=True):
-            if self._transport is not None:
-                await self._transport.aclose()
-            elif not self._closed_unopened:
-                self._closed_unopened = True
-                await self._transports.aclose_unopened()
+            await shared.aclose()
+
+    def _notify_close(self) -> None:
+        for notify in list(self._on_close):
+            notify()
 
     def notify_on_close(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (sync, quick) when the client closes; returns the undo."""
@@ -218,7 +267,8 @@ class Engine:
                 path=path,
                 headers=self._headers,
                 body=body,
-                build=self._transports.build_request,
+                build=self._build_request,
+                timeout=self._timeout,
             ),
             secrets=(self._api_key, clore_key),
             started=now,
@@ -339,7 +389,7 @@ class Engine:
         self, call: Call, sent_at: float, listener: AttemptListener | None
     ) -> StopResult:
         """Send through the transport, tell the gate how it went, interpret the answer."""
-        transport = self._transport or self._open_transport()
+        transport = self._shared.transport or self._open_transport()
         try:
             answer = await transport.send(call.request)
         except httpx.TransportError as exc:
@@ -380,8 +430,7 @@ class Engine:
         """Open the transport (it opens a pool again on each new event loop by itself)."""
         if self.closed:
             raise ClientClosedError()
-        self._transport = self._transports.open()
-        return self._transport
+        return self._shared.open()
 
     def _on_new_loop(self) -> None:
         """The client is used from another event loop: drop what belonged to the old one.
@@ -399,6 +448,41 @@ class Engine:
             attempts=call.attempts,
             maybe_applied=call.maybe_applied,
         )
+
+
+class _Shared:
+    """What an engine shares with those derived from it: the transport, opened once.
+
+    Attributes:
+        origin: The engine made with the client; closing it closes the transport.
+        engines: Every engine sharing it (the origin and those derived), to tell
+            each when the origin closes.
+        closed: True once the origin closed.
+        transport: The transport, once the first request opened it.
+    """
+
+    __slots__ = ("_closed_unopened", "_factory", "closed", "engines", "origin", "transport")
+
+    def __init__(self, factory: TransportFactory, origin: Engine) -> None:
+        self._factory = factory
+        self.origin = origin
+        self.engines: weakref.WeakSet[Engine] = weakref.WeakSet([origin])
+        self.closed = False
+        self.transport: Transport | None = None
+        self._closed_unopened = False
+
+    def open(self) -> Transport:
+        """Open the transport (once: later calls find it set)."""
+        self.transport = self._factory.open()
+        return self.transport
+
+    async def aclose(self) -> None:
+        """Close the transport, or a ``transport=`` that no request opened."""
+        if self.transport is not None:
+            await self.transport.aclose()
+        elif not self._closed_unopened:
+            self._closed_unopened = True
+            await self._factory.aclose_unopened()
 
 
 def _body_or_none(metadata: dict[str, str]) -> bytes | None:

@@ -11,7 +11,7 @@
 Nothing here knows of retries, rate limits or batches.
 """
 
-from ._base import Answer, StopRequest, Transport
+from ._base import Answer, AttemptTimeout, StopRequest, Transport
 from ._factory import TransportFactory
 
-__all__ = ["Answer", "StopRequest", "Transport", "TransportFactory"]
+__all__ = ["Answer", "AttemptTimeout", "StopRequest", "Transport", "TransportFactory"]

@@ -117,6 +117,12 @@ def _discard_connection(response: aiohttp.ClientResponse) -> None:
         protocol.close()
 
 
+def _own_timeout(request: StopRequest) -> aiohttp.ClientTimeout:
+    """The timeout of a request that brings its own (a client made by ``with_options``)."""
+    assert request.timeout is not None
+    return _client_timeout(request.timeout.timeout, request.timeout.limit)
+
+
 def _client_timeout(timeout: httpx.Timeout, attempt_limit: float | None) -> aiohttp.ClientTimeout:
     """The same bounds as on httpcore: a connection, connecting, each read, the whole attempt."""
     pool_and_connect = (
@@ -190,7 +196,7 @@ class AiohttpTransport:
                 data=request.body,
                 headers=request.headers,
                 allow_redirects=False,
-                timeout=self._timeout,
+                timeout=self._timeout if request.timeout is None else _own_timeout(request),
             ) as response:
                 headers = response.raw_headers
                 status = response.status
@@ -229,7 +235,8 @@ class AiohttpTransport:
                     # The response kept on the error has no body: what was read is still encoded.
                     return Answer(status, exc.head, make=make, problem=exc.problem)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise as_httpx_error(exc, self._attempt_limit) from exc
+            limit = self._attempt_limit if request.timeout is None else request.timeout.limit
+            raise as_httpx_error(exc, limit) from exc
         return Answer(status, body, make=lambda: make(body), raw_headers=response.raw_headers)
 
     async def aclose(self) -> None:

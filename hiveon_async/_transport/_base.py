@@ -15,10 +15,29 @@ from typing import Protocol
 
 import httpx
 
-__all__ = ["Answer", "RequestBuilder", "StopRequest", "Transport"]
+__all__ = ["Answer", "AttemptTimeout", "RequestBuilder", "StopRequest", "Transport"]
 
 #: Builds the ``httpx.Request`` for a POST of a body to a URL with headers; no I/O.
 RequestBuilder = Callable[[str, Mapping[str, str], bytes], httpx.Request]
+
+
+class AttemptTimeout:
+    """The timeout of a client derived with ``with_options(timeout=...)``.
+
+    A transport is opened with its client's timeout (the phases, and the
+    wall-clock bound on a whole attempt, :func:`~._timer.attempt_limit`); the
+    requests of a derived client that shares the transport carry their own.
+
+    Attributes:
+        timeout: The per-phase timeouts.
+        limit: The wall-clock bound on one attempt, or None for none.
+    """
+
+    __slots__ = ("limit", "timeout")
+
+    def __init__(self, timeout: httpx.Timeout, limit: float | None) -> None:
+        self.timeout = timeout
+        self.limit = limit
 
 
 class StopRequest:
@@ -26,10 +45,10 @@ class StopRequest:
 
     The ``httpx.Request`` is built only when something needs it (an httpx
     transport, or an error that keeps it): aiohttp sends from the URL, headers
-    and body directly.
+    and body directly. ``timeout`` is None to use the transport's own.
     """
 
-    __slots__ = ("_build", "_request", "body", "headers", "path", "url")
+    __slots__ = ("_build", "_request", "body", "headers", "path", "timeout", "url")
 
     def __init__(
         self,
@@ -39,11 +58,13 @@ class StopRequest:
         headers: Mapping[str, str],
         body: bytes,
         build: RequestBuilder,
+        timeout: AttemptTimeout | None = None,
     ) -> None:
         self.url = url
         self.path = path
         self.headers = headers
         self.body = body
+        self.timeout = timeout
         self._build = build
         self._request: httpx.Request | None = None
 

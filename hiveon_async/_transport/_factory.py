@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import httpx
 
 from .._errors import InvalidRequestError
-from ._base import RequestBuilder, Transport
+from ._base import AttemptTimeout, RequestBuilder, Transport
 from ._httpcore import LeanPool
 from ._httpx import via_client, via_transport
 from ._loop import LoopBoundTransport
@@ -96,9 +96,17 @@ class TransportFactory:
         if self._may_speed_up:
             # Imported now, not on the first request: importing aiohttp blocks for a while.
             from . import _aiohttp  # noqa: F401
-        self.build_request: RequestBuilder = (
-            _ClientRequests(http_client, timeout) if http_client else _PlainRequests(timeout)
-        )
+        self.build_request = self.request_builder(timeout)
+
+    def request_builder(self, timeout: httpx.Timeout) -> RequestBuilder:
+        """Return what builds this client's requests with ``timeout`` (no I/O)."""
+        client = self._http_client
+        return _ClientRequests(client, timeout) if client else _PlainRequests(timeout)
+
+    @staticmethod
+    def attempt_timeout(timeout: httpx.Timeout) -> AttemptTimeout:
+        """The timeout a derived client's requests carry (see :class:`~._base.AttemptTimeout`)."""
+        return AttemptTimeout(timeout, attempt_limit(timeout))
 
     def open(self) -> Transport:
         """Make the transport (call once, on the running event loop).

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import anyio
 import httpx
 
 from .._errors import ClientClosedError
@@ -97,6 +98,8 @@ class HttpxTransport:
         """Send once; read the body within the cap. See :class:`~._base.Transport`."""
         if self._closed:
             raise ClientClosedError()
+        if request.timeout is not None:  # with_options(timeout=): the shared timer has one limit
+            return await self._exchange_within(request, request.timeout.limit)
         timer = self._timer
         if timer is None:
             return await self._exchange(request.httpx_request)
@@ -104,6 +107,14 @@ class HttpxTransport:
         with attempt:
             return await self._exchange(request.httpx_request)
         raise httpx.ReadTimeout(f"no complete response within {timer.limit}s")
+
+    async def _exchange_within(self, request: StopRequest, limit: float | None) -> Answer:
+        """Send with an attempt bound of the request's own, in a cancel scope of its own."""
+        if limit is None:
+            return await self._exchange(request.httpx_request)
+        with anyio.move_on_after(limit):
+            return await self._exchange(request.httpx_request)
+        raise httpx.ReadTimeout(f"no complete response within {limit}s")
 
     async def _exchange(self, request: httpx.Request) -> Answer:
         try:

@@ -6,7 +6,7 @@ breaks callers shows up here first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
@@ -25,8 +25,10 @@ from hiveon_async import (
     NotFoundError,
     OutcomeStatus,
     PermissionDeniedError,
+    QuotaPolicy,
     RateLimit,
     RateLimitedError,
+    RateLimitState,
     ResponseValidationError,
     RetryPolicy,
     ServerError,
@@ -85,6 +87,39 @@ async def one_call(client: AsyncVendorClient) -> str:
     base_url: str = client.base_url
     concurrency: int = client.max_concurrency
     return f"{result.deployment_id} {base_url} {concurrency} {__version__}"
+
+
+async def derived_clients(client: AsyncVendorClient) -> None:
+    """with_options returns a client of the same type; each option in each accepted form."""
+    urgent: AsyncVendorClient = client.with_options(retry=RetryPolicy(deadline=2.0))
+    client.with_options(timeout=1.5)
+    client.with_options(timeout=httpx.Timeout(1.0, connect=0.5), metadata={"team": "b"})
+    await urgent.stop_deployment("dep-1")
+    await urgent.aclose()
+
+
+def read_result(result: StopResult) -> tuple[object, ...]:
+    """Every attribute of a successful stop, and the rate-limit state it may carry."""
+    request_id: str | None = result.request_id
+    attempts: int = result.attempts
+    elapsed: float = result.elapsed
+    headers: Mapping[str, str] = result.headers
+    state: RateLimitState | None = result.rate_limit
+    if state is not None:
+        remaining: int | None = state.remaining
+        reset: float | None = state.reset
+        policies: tuple[QuotaPolicy, ...] = state.policies
+        rate: float | None = state.rate()
+        del remaining, reset, policies, rate
+    return (request_id, attempts, elapsed, headers, state)
+
+
+def read_error_facts(error: APIStatusError) -> tuple[object, ...]:
+    """An error carries the same facts as a result."""
+    state: RateLimitState | None = error.rate_limit
+    headers: Mapping[str, str] = error.headers
+    elapsed: float = error.elapsed
+    return (state, headers, elapsed, error.request_id, error.attempts)
 
 
 def read_outcome(outcome: StopOutcome) -> tuple[object, ...]:
