@@ -182,6 +182,19 @@ async def test_quickstart_stop(
     assert fake.request_count == 1
 
 
+@runs("with_options")
+@pytest.mark.anyio
+async def test_with_options(
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Derived clients send through the client's one connection, each with its options."""
+    fake = fake_in_env()
+    await load_example("with_options").main()
+    assert capsys.readouterr().out == expected_output("with_options")
+    bodies = [request.body for request in fake.requests]
+    assert [body["metadata"].get("team") for body in bodies] == [None, "platform", None]
+
+
 @runs("quickstart_batch")
 @pytest.mark.anyio
 async def test_quickstart_batch(
