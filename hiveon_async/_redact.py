@@ -28,6 +28,9 @@ SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization",
 _FRAMING = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
 _KEEP_ALL: frozenset[bytes] = frozenset()
 
+# Printable ASCII but quotes and backslashes: what no JSON or repr escaping changes.
+_ONE_SPELLING = re.compile(r"[ !#-&(-\[\]-~]+")
+
 # A JSON member whose name looks like a credential, e.g. "CLORE_API_KEY": "...".
 # Servers may echo the request body in an error; this hides the value even when
 # we do not know it (for example a key the server returned that we never sent).
@@ -35,6 +38,7 @@ _SECRET_MEMBER = re.compile(
     r'("(?:[^"\\]*(?:api[_-]?key|secret|token|password)[^"\\]*)"\s*:\s*)"(?:[^"\\]|\\.)*"',
     re.IGNORECASE,
 )
+_SECRET_MEMBER_BYTES = re.compile(_SECRET_MEMBER.pattern.encode(), re.IGNORECASE)
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
@@ -107,7 +111,7 @@ def _safe_headers(
 
 
 def safe_header_map(
-    raw: Iterable[tuple[bytes, bytes]], secrets: Iterable[str]
+    raw: Sequence[tuple[bytes, bytes]], secrets: Sequence[str]
 ) -> Mapping[str, str]:
     """Return response headers to keep on a result: read-only, secrets redacted.
 
@@ -118,12 +122,32 @@ def safe_header_map(
         raw: The headers as received: (name, value) pairs of bytes.
         secrets: Values to hide (a server may echo them).
     """
+    # Every success passes here: the values are looked at once, and redacted one by one
+    # only when a secret, or a credential-looking JSON member, may be among them.
+    values = b"\n".join([value for _, value in raw])
+    if (b'"' in values and _SECRET_MEMBER_BYTES.search(values)) or any(
+        _may_hold(values, secret) for secret in secrets
+    ):
+        raw = _safe_headers(raw, _KEEP_ALL, secrets)
     headers: dict[str, str] = {}
-    for name, value in _safe_headers(raw, _KEEP_ALL, secrets):
+    for name, value in raw:
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        text = REDACTED if key in SECRET_HEADERS else value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     return types.MappingProxyType(headers)
+
+
+def _may_hold(data: bytes, secret: str) -> bool:
+    """False only when ``data`` cannot hold ``secret``, however escaped (a cheap first look).
+
+    JSON and ``repr`` escape quotes, backslashes, control and non-ASCII
+    characters: a secret of printable ASCII without those has one spelling.
+    """
+    if not secret:
+        return False
+    if _ONE_SPELLING.fullmatch(secret):
+        return secret.encode() in data
+    return True
 
 
 def drop_frames(error: BaseException) -> None:

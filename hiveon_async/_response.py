@@ -227,12 +227,10 @@ def interpret(
     if 200 <= status < 300:
         problem = answer.problem or body_problem(answer.body, call.deployment_id)
         if problem is None:
-            secrets = call.secrets
-            headers = safe_header_map(answer.raw_headers, secrets)
-            request_id = headers.get("x-request-id")
+            headers = safe_header_map(answer.raw_headers, call.secrets)  # already redacted
             return StopResult(
                 deployment_id=call.deployment_id,
-                request_id=None if request_id is None else redact_text(request_id, secrets),
+                request_id=headers.get("x-request-id"),
                 attempts=call.attempts,
                 elapsed=elapsed,
                 rate_limit=rate_limit,

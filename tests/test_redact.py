@@ -5,7 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from hiveon_async._redact import REDACTED, redact_text, safe_request, safe_response
+from hiveon_async._redact import (
+    REDACTED,
+    redact_text,
+    safe_header_map,
+    safe_request,
+    safe_response,
+)
 
 KEYS = ("hk-123456", "ck-abcdef")
 
@@ -93,3 +99,21 @@ def test_the_log_filter_forgets_from_a_finalizer_without_deadlock() -> None:
     assert log_filter._secrets == ("key-one-123456",)
     log_filter.add(("key-two-123456",))
     assert log_filter._secrets == ("key-two-123456",)
+
+
+def test_result_headers_hide_secrets_however_they_are_spelled() -> None:
+    """Echoed as written, JSON-escaped, or as a credential-looking member: all read [redacted]."""
+    secret = 'k"ey-123\\abc'
+    raw = [
+        (b"X-Plain", b"no secret here"),
+        (b"X-Echo", b'quoted: "k\\"ey-123\\\\abc"'),
+        (b"X-Json", b'{"api_key": "somebody-elses"}'),
+        (b"X-API-Key", b"anything"),
+        (b"X-Plain", b"twice"),
+    ]
+    headers = safe_header_map(raw, [secret])
+    assert headers["x-plain"] == "no secret here, twice"
+    assert headers["x-echo"] == 'quoted: "[redacted]"'
+    assert "somebody-elses" not in headers["x-json"]
+    assert headers["x-api-key"] == "[redacted]"
+    assert safe_header_map([(b"X-Key", b"plain-key-1")], ["plain-key-1"]) == {"x-key": "[redacted]"}
