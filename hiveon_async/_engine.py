@@ -110,6 +110,8 @@ class Engine:
         self._path_prefix = base[len(self._origin) :] + STOP_PATH.split("{", 1)[0]
         self._default_body = _body_or_none(metadata)
         self._transports = transports
+        # What the library the client speaks (httpx or httpx2) raises for "no response".
+        self._library = transports.library
         self._transport: Transport | None = None
         self._closed_unopened = False
         self.slots = Slots(max_concurrency, on_new_loop=self._on_new_loop)
@@ -338,8 +340,8 @@ class Engine:
         transport = self._transport or self._open_transport()
         try:
             answer = await transport.send(call.request)
-        except httpx.TransportError as exc:
-            raise connection_error(exc, call) from exc
+        except self._library.transport_errors as exc:
+            raise connection_error(exc, call, self._library) from exc
         status = call.status = answer.status
         if listener is not None:
             listener.on_answer(call, status)
