@@ -75,7 +75,8 @@ class AsyncVendorClient:
         speedups: Use aiohttp's connection pool on asyncio (the ``speedups``
             extra): much faster at high concurrency, same behaviour. None (the
             default) uses it when installed, only for a client we build with
-            neither ``transport`` nor a proxy from the environment; False
+            neither ``transport`` nor a proxy from the environment, and
+            never for a client on httpx2 (aiohttp's pool speaks httpx); False
             always uses httpcore's.
 
     Raises:
