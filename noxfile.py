@@ -15,7 +15,7 @@ import nox
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "docs", "build"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_httpx2", "docs", "build"]
 
 PACKAGE = "hiveon_async"
 OLDEST_PYTHON = 11  # 3.11: requires-python in pyproject.toml
@@ -96,6 +96,32 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
     session.run("coverage", "report")
+
+
+#: The tests that run again on httpx2: the user's client, transport and timeout, the lean
+#: pool on httpcore2, and the batches and cancellations through the fake's httpx2 transport.
+HTTPX2_TESTS = [
+    "tests/test_http_library.py",
+    "tests/transport/test_httpcore.py",
+    "tests/test_batch.py",
+    "tests/test_batch_progress.py",
+    "tests/test_base_url.py",
+    "tests/test_cancellation.py",
+    "tests/test_with_options.py",
+]
+
+
+@nox.session(name="tests_httpx2")
+def tests_httpx2(session: nox.Session) -> None:
+    """Run the tests of the httpx2 paths with httpx2 as the library under test (about 2 minutes).
+
+    ``$HIVEON_TESTS_HTTP=httpx2`` makes the tests' own clients, timeouts and fake
+    transports httpx2's (tests/doubles.py); the ``httpx2`` extra is what a user installs.
+    """
+    session.install(
+        "-e", ".[cli,speedups,httpx2]", *nox.project.dependency_groups(PYPROJECT, "tests")
+    )
+    session.run("pytest", *(session.posargs or HTTPX2_TESTS), env={"HIVEON_TESTS_HTTP": "httpx2"})
 
 
 @nox.session

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from . import _batch
 from ._checks import check_count, check_seconds
@@ -20,9 +18,13 @@ from ._config import (
 )
 from ._engine import Engine
 from ._errors import ClientClosedError, InvalidRequestError
+from ._http_library import HTTPX, HttpLibrary, library_of
 from ._models import BatchReport, StopOutcome, StopResult
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
+
+if TYPE_CHECKING:
+    from ._http_library import AnyAsyncClient, AnyTimeout, AnyTransport
 
 __all__ = ["AsyncVendorClient"]
 
@@ -46,7 +48,8 @@ class AsyncVendorClient:
             no ``CLORE_API_KEY``, ``$CLORE_API_KEY`` supplies one; when neither
             does, each call must bring it (else ``InvalidRequestError`` at the
             call, before any I/O).
-        timeout: Per attempt: seconds, or an ``httpx.Timeout``. Each attempt is
+        timeout: Per attempt: seconds, or an ``httpx.Timeout`` (or an
+            ``httpx2.Timeout``, which makes the client speak httpx2). Each attempt is
             also bounded in total by the sum of its phases, so a server that
             trickles bytes cannot hold it open. None uses 10 seconds, or the
             ``http_client``'s own timeout when you bring one.
@@ -57,19 +60,28 @@ class AsyncVendorClient:
         max_concurrency: The most requests in flight at once, client-wide
             (default 32), and the default concurrency of batches. A batch that
             asks for more raises the bound by the difference while it runs.
-        http_client: Your own ``httpx.AsyncClient`` (its transport, proxies, TLS
-            settings and default headers are used; it is never closed by us,
-            and redirects are never followed whatever it says).
-        transport: An httpx transport for the client we build, such as
-            ``FakeVendorAPI().transport()``. Not with ``http_client``.
+        http_client: Your own ``httpx.AsyncClient``, or ``httpx2.AsyncClient``
+            (its transport, proxies, TLS settings and default headers are used;
+            it is never closed by us, and redirects are never followed whatever
+            it says).
+        transport: An httpx (or httpx2) transport for the client we build, such
+            as ``FakeVendorAPI().transport()``. Not with ``http_client``.
+
+            The client speaks the library of the ``http_client``, ``transport``
+            or ``timeout`` you pass: with httpx2's (the ``httpx2`` extra), its
+            requests, the responses its errors keep and the exceptions they are
+            raised from (``__cause__``) are httpx2's, and its own pool runs on
+            httpcore2. Objects of both libraries at once are refused.
         speedups: Use aiohttp's connection pool on asyncio (the ``speedups``
             extra): much faster at high concurrency, same behaviour. None (the
             default) uses it when installed, only for a client we build with
-            neither ``transport`` nor a proxy from the environment; False
+            neither ``transport`` nor a proxy from the environment, and
+            never for a client on httpx2 (aiohttp's pool speaks httpx); False
             always uses httpcore's.
 
     Raises:
-        InvalidRequestError: A missing or malformed key, a bad URL or setting.
+        InvalidRequestError: A missing or malformed key, a bad URL or setting,
+            or objects of both httpx and httpx2.
 
     Example:
         >>> async with AsyncVendorClient() as client:  # doctest: +SKIP
@@ -83,12 +95,12 @@ class AsyncVendorClient:
         api_key: str | None = None,
         base_url: str | None = None,
         metadata: Mapping[str, str] | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | AnyTimeout | None = None,
         retry: RetryPolicy | None = None,
         rate_limit: RateLimit | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: AnyAsyncClient | None = None,
+        transport: AnyTransport | None = None,
         speedups: bool | None = None,
     ) -> None:
         try:
@@ -119,12 +131,12 @@ class AsyncVendorClient:
         api_key: str | None,
         base_url: str | None,
         metadata: Mapping[str, str] | None,
-        timeout: float | httpx.Timeout | None,
+        timeout: float | AnyTimeout | None,
         retry: RetryPolicy | None,
         rate_limit: RateLimit | None,
         max_concurrency: int,
-        http_client: httpx.AsyncClient | None,
-        transport: httpx.AsyncBaseTransport | None,
+        http_client: AnyAsyncClient | None,
+        transport: AnyTransport | None,
         speedups: bool | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
@@ -141,14 +153,13 @@ class AsyncVendorClient:
         check_count("max_concurrency", max_concurrency)
         if http_client is not None and transport is not None:
             raise InvalidRequestError("pass http_client or transport, not both")
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise InvalidRequestError("http_client must be an httpx.AsyncClient")
+        library = library_of(http_client=http_client, transport=transport, timeout=timeout)
         if timeout is not None:
-            resolved = _as_timeout(timeout)
+            resolved = _as_timeout(timeout, library)
         elif http_client is not None:
             resolved = http_client.timeout
         else:
-            resolved = _as_timeout(DEFAULT_TIMEOUT)
+            resolved = _as_timeout(DEFAULT_TIMEOUT, library)
 
         self._base_url = url
         self._retry = retry
@@ -168,6 +179,7 @@ class AsyncVendorClient:
                 max_concurrency=max_concurrency,
                 base_url=url,
                 speedups=speedups,
+                library=library,
             ),
             clock=Clock(),
         )
@@ -177,7 +189,7 @@ class AsyncVendorClient:
     def with_options(
         self,
         *,
-        timeout: float | httpx.Timeout | None = None,
+        timeout: float | AnyTimeout | None = None,
         retry: RetryPolicy | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> AsyncVendorClient:
@@ -225,7 +237,7 @@ class AsyncVendorClient:
     def _derive(
         self,
         *,
-        timeout: float | httpx.Timeout | None,
+        timeout: float | AnyTimeout | None,
         retry: RetryPolicy | None,
         metadata: Mapping[str, str] | None,
     ) -> AsyncVendorClient:
@@ -239,7 +251,7 @@ class AsyncVendorClient:
         derived._engine = self._engine.derive(
             retry=retry,
             metadata=metadata,
-            timeout=None if timeout is None else _as_timeout(timeout),
+            timeout=None if timeout is None else _as_timeout(timeout, self._engine.library),
         )
         return derived
 
@@ -448,12 +460,13 @@ class AsyncVendorClient:
         )
 
 
-def _as_timeout(timeout: object) -> httpx.Timeout:
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
+def _as_timeout(timeout: object, library: HttpLibrary = HTTPX) -> AnyTimeout:
+    """The timeout as ``library``'s ``Timeout`` (an httpx2 client's is httpx2's)."""
+    if isinstance(timeout, library.http.Timeout):
+        return timeout  # type: ignore[no-any-return]  # httpx2's has httpx's shape
     try:
-        return httpx.Timeout(check_seconds("timeout", timeout))
+        return library.http.Timeout(check_seconds("timeout", timeout))  # type: ignore[no-any-return]
     except InvalidRequestError:
         raise InvalidRequestError(
-            f"timeout must be seconds > 0 or an httpx.Timeout, got {timeout!r}"
+            f"timeout must be seconds > 0 or an {library.name}.Timeout, got {timeout!r}"
         ) from None

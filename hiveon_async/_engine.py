@@ -19,7 +19,7 @@ import copy
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import httpx
@@ -50,6 +50,9 @@ from ._request import (
 )
 from ._response import connection_error, interpret
 from ._transport import AttemptTimeout, StopRequest, Transport, TransportFactory
+
+if TYPE_CHECKING:
+    from ._http_library import AnyTimeout
 
 __all__ = ["AttemptListener", "Engine"]
 
@@ -111,6 +114,8 @@ class Engine:
         self._path_prefix = base[len(self._origin) :] + STOP_PATH.split("{", 1)[0]
         self._default_body = _body_or_none(metadata)
         self._transports = transports
+        # What the library the client speaks (httpx or httpx2) raises for "no response".
+        self.library = transports.library
         self._build_request = transports.build_request
         self._timeout: AttemptTimeout | None = None  # None: the transport's own
         self._shared = _Shared(transports, self)
@@ -135,7 +140,7 @@ class Engine:
         *,
         retry: RetryPolicy | None,
         metadata: Mapping[str, str] | None,
-        timeout: httpx.Timeout | None,
+        timeout: AnyTimeout | None,
     ) -> Engine:
         """Return an engine with other options that shares this one's transport and policy.
 
@@ -392,8 +397,8 @@ class Engine:
         transport = self._shared.transport or self._open_transport()
         try:
             answer = await transport.send(call.request)
-        except httpx.TransportError as exc:
-            raise connection_error(exc, call) from exc
+        except self.library.transport_errors as exc:
+            raise connection_error(exc, call, self.library) from exc
         status = call.status = answer.status
         if listener is not None:
             listener.on_answer(call, status)

@@ -132,6 +132,10 @@ class APITimeoutError(APIConnectionError):
     """The attempt, or the whole call's deadline, ran out before a response arrived."""
 
 
+#: The (response, request) classes of kept responses: httpx's, and httpx2's when in use.
+_KINDS: dict[tuple[type[Any], type[Any]], tuple[type[Any], type[Any]]] = {}
+
+
 class _PackedResponse:
     """A kept response, packed small; the ``httpx.Response`` is rebuilt when asked for.
 
@@ -140,10 +144,22 @@ class _PackedResponse:
     (the request headers, the same for every call of a client, are shared).
     """
 
-    __slots__ = ("content", "extensions", "headers", "method", "request_headers", "status", "url")
+    __slots__ = (
+        "content",
+        "extensions",
+        "headers",
+        "kinds",
+        "method",
+        "request_headers",
+        "status",
+        "url",
+    )
 
     def __init__(self, response: httpx.Response) -> None:
         request = response.request
+        # Rebuilt of the same classes: httpx2's for a client that speaks httpx2.
+        kinds = (type(response), type(request))
+        self.kinds = _KINDS.setdefault(kinds, kinds)  # one tuple per pair: adds no object
         self.status = response.status_code
         self.headers = tuple(response.headers.raw)
         self.content = response.content
@@ -153,13 +169,12 @@ class _PackedResponse:
         self.request_headers = _shared(tuple(request.headers.raw))
 
     def unpack(self) -> httpx.Response:
-        import httpx  # already imported by the client; kept out of this leaf's import time
-
-        response = httpx.Response(
+        response_type, request_type = self.kinds
+        response: httpx.Response = response_type(
             self.status,
             headers=list(self.headers),
             content=self.content,
-            request=httpx.Request(self.method, self.url, headers=list(self.request_headers)),
+            request=request_type(self.method, self.url, headers=list(self.request_headers)),
         )
         if self.extensions is not None:
             response.extensions = dict(self.extensions)

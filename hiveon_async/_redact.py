@@ -220,7 +220,8 @@ def safe_request(request: httpx.Request) -> httpx.Request:
         replaced by ``[redacted]`` and an empty body.
     """
     headers = _safe_headers(request.headers.raw, frozenset({b"content-length"}), ())
-    return httpx.Request(request.method, request.url, headers=headers)
+    # Of the request's own class: httpx2's for a client that speaks httpx2.
+    return type(request)(request.method, request.url, headers=headers)
 
 
 def safe_response(
@@ -237,7 +238,7 @@ def safe_response(
         A new, already-read response that is safe to keep on an error.
     """
     headers = _safe_headers(response.headers.raw, _FRAMING, secrets)
-    copy = httpx.Response(
+    copy = type(response)(
         response.status_code,
         headers=headers,
         content=body.encode(),
@@ -262,6 +263,13 @@ LIBRARY_LOGGERS = (
     "httpcore.http2",
     "httpcore.proxy",
     "httpcore.socks",
+    # httpx2 and httpcore2 (the httpx2 extra) log the same records under their own names.
+    "httpx2",
+    "httpcore2.connection",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.proxy",
+    "httpcore2.socks",
     "aiohttp.client",
     "aiohttp.internal",
     "aiohttp.access",

@@ -32,6 +32,7 @@ from ._errors import (
     ResponseValidationError,
     ServerError,
 )
+from ._http_library import HTTPX, HttpLibrary
 from ._models import StopResult
 from ._quota import RateLimitState
 from ._redact import redact_text, safe_header_map, safe_request, safe_response, scrub_chain
@@ -44,14 +45,6 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     404: NotFoundError,
     429: RateLimitedError,
 }
-#: Failures that happen before the request can have reached the server.
-_NOT_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-)
 _DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _SNIPPET_CHARS = 200
 
@@ -244,19 +237,26 @@ def interpret(
     raise status_error(answer.response, answer.body, call, now=wall, rate_limit=rate_limit)
 
 
-def connection_error(exc: httpx.TransportError, call: Call) -> APIConnectionError:
+def connection_error(
+    exc: Exception, call: Call, library: HttpLibrary = HTTPX
+) -> APIConnectionError:
     """Return our error for an attempt that got no (complete) response.
 
     Sets ``call.maybe_applied`` unless the request cannot have left (a failed
     connect, a pool timeout, a request refused before sending). Redacts the
     secrets from ``exc`` and its causes, which may quote what was sent back.
+
+    Args:
+        exc: The ``TransportError`` of ``library`` (httpx's or httpx2's) raised.
+        call: The call.
+        library: The HTTP library the client speaks.
     """
     request = safe_request(call.request.httpx_request)
-    exc.request = request
+    exc.request = request  # type: ignore[attr-defined]  # a TransportError's
     scrub_chain(exc, call.secrets)
-    if not isinstance(exc, _NOT_SENT):
+    if not isinstance(exc, library.not_sent):
         call.maybe_applied = True
-    kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+    kind = APITimeoutError if isinstance(exc, library.timeouts) else APIConnectionError
     detail = redact_text(f"{type(exc).__name__}: {exc}", call.secrets)
     return kind(
         f"no response for deployment {call.deployment_id!r}: {detail}",

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import os
 import secrets
 import time
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 import anyio
@@ -43,6 +45,7 @@ from hiveon_async.testing import FakeVendorAPI, set_testing
 
 __all__ = [
     "ANY_STOP",
+    "HTTP_LIBRARY",
     "Capture",
     "MAX_BYTES",
     "RUNNERS",
@@ -130,6 +133,24 @@ def client(make_client: Callable[..., AsyncVendorClient]) -> AsyncVendorClient:
     return make_client()
 
 
+# -- the HTTP library the tests' own clients, timeouts and fakes speak -----------------
+
+#: ``httpx`` (the default), or ``httpx2`` under ``nox -s tests_httpx2`` (``$HIVEON_TESTS_HTTP``).
+HTTP_LIBRARY = os.environ.get("HIVEON_TESTS_HTTP", "httpx")
+
+
+@pytest.fixture
+def http() -> ModuleType:
+    """The HTTP library under test (``$HIVEON_TESTS_HTTP``): httpx, or httpx2."""
+    return importlib.import_module(HTTP_LIBRARY)
+
+
+@pytest.fixture
+def httpcore_module() -> ModuleType:
+    """The connection library under :func:`http`: httpcore, or httpcore2."""
+    return importlib.import_module(HTTP_LIBRARY.replace("httpx", "httpcore"))
+
+
 # -- FakeVendorAPI: the vendor of the integration tests ---------------------------------
 
 
@@ -141,6 +162,9 @@ def fake_client(fake: FakeVendorAPI, **overrides: Any) -> AsyncVendorClient:
     override replaces the zero-delay policy whole.
     """
     overrides.setdefault("retry", RetryPolicy(initial_delay=0.0, max_delay=0.0))
+    if "http_client" not in overrides:
+        # The fake's transport of the library under test ($HIVEON_TESTS_HTTP: httpx or httpx2).
+        overrides.setdefault("transport", fake.transport(library=HTTP_LIBRARY))
     return fake.client(**overrides)
 
 

@@ -312,6 +312,18 @@ async def test_own_http_client(
     assert fake.requests[0].headers["x-team"] == "platform"
 
 
+@runs("own_httpx2_client")
+@pytest.mark.anyio
+async def test_own_httpx2_client(
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's httpx2 client sends the request; a failure is our error from httpx2's."""
+    fake = fake_in_env()
+    fake.script("dep-2", ["reset"] * 10)
+    await load_example("own_httpx2_client").main()
+    assert capsys.readouterr().out == "stopped dep-1\nAPIConnectionError from httpx2\n"
+
+
 # -- the web backend ---------------------------------------------------------------
 # --8<-- [start:lifespan]
 @asynccontextmanager

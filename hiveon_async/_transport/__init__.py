@@ -6,7 +6,8 @@
 - :mod:`._httpx`: through httpx's interface (your client, an httpx transport, a proxy's);
 - :mod:`._httpcore`: the lean pool of httpcore connections, with its exception mapping;
 - :mod:`._aiohttp`: aiohttp's pool (the ``speedups`` extra), with its exception mapping;
-- :mod:`._factory`: which of them a client uses.
+- :mod:`._factory`: which of them a client uses, speaking the client's HTTP
+  library (httpx or httpx2, :mod:`hiveon_async._http_library`).
 
 Nothing here knows of retries, rate limits or batches.
 """

@@ -5,7 +5,8 @@ status, the headers and the body, read within the size cap. When there is no
 (complete) response it raises the ``httpx.TransportError`` subclass that names
 what happened (``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError``...),
 whatever library did the sending, so that what follows does not depend on the
-transport. It knows nothing of retries, rate limits or batches.
+transport; for a client on httpx2, httpx2's class of the same name. It knows
+nothing of retries, rate limits or batches.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ refusal of a head is.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Protocol
 
 import anyio
@@ -39,6 +39,9 @@ __all__ = [
     "read_capped",
     "read_httpx_answer",
 ]
+
+#: The modules of httpx's and httpx2's pool transports, whose bodies are sockets'.
+_HTTPX_POOLS = frozenset({"httpx._transports.default", "httpx2._transports.default"})
 
 #: Reads allowed to drain a refused body after its connection was closed.
 _DRAIN_LIMIT = 1024
@@ -199,7 +202,8 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
             raise BodyTooLargeError(response.content[:limit])
         return response.content
     stream = response.stream
-    assert isinstance(stream, httpx.AsyncByteStream)  # a response of an async transport
+    # A response of an async transport (httpx's AsyncByteStream, or httpx2's).
+    assert isinstance(stream, AsyncIterable)
     raws = stream.__aiter__()
     try:
         return await read_capped(
@@ -221,15 +225,15 @@ async def read_body(response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES
         raise
 
 
-def _over_httpx_pool(stream: httpx.AsyncByteStream) -> bool:
-    """True for a body from httpx's own pool (a user's ``http_client``): a socket's.
+def _over_httpx_pool(stream: AsyncIterable[bytes]) -> bool:
+    """True for a body from httpx's (or httpx2's) own pool (a user's ``http_client``): a socket's.
 
     Its generators nest (httpx's over httpcore's), so it is abandoned with
     :func:`_abandon`. Any other body (a transport's, a mock's, the lean pool's,
     which closes its own) is closed as it is, and never read further.
     """
     inner = getattr(stream, "_stream", stream)  # httpx's client wraps its transport's stream
-    return type(inner).__module__ == "httpx._transports.default"
+    return type(inner).__module__ in _HTTPX_POOLS
 
 
 async def _abandon(response: httpx.Response, raws: AsyncIterator[bytes]) -> None:

@@ -9,6 +9,12 @@ In order:
 4. otherwise a pool of our own: aiohttp's on asyncio when the ``speedups``
    extra is installed (unless ``speedups=False``), else the lean httpcore pool.
 
+Whichever it is speaks one HTTP library, httpx or httpx2
+(:mod:`hiveon_async._http_library`), chosen by the client from what the user
+passed: an httpx2 client's requests are ``httpx2.Request`` objects, a proxy's
+client is an ``httpx2.AsyncClient``, the lean pool runs on httpcore2. aiohttp's
+pool speaks httpx only, so a client on httpx2 uses the lean pool.
+
 Everything but the last choice is settled when the client is made. Between
 aiohttp and httpcore, the running event loop decides (aiohttp runs on asyncio
 only), so :meth:`TransportFactory.open` is called by the first request, and
@@ -21,10 +27,15 @@ from __future__ import annotations
 import importlib.util
 import urllib.request
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
 from .._errors import InvalidRequestError
+from .._http_library import HTTPX, HttpLibrary
+
+if TYPE_CHECKING:
+    from .._http_library import AnyAsyncClient, AnyTimeout, AnyTransport
 from ._base import AttemptTimeout, RequestBuilder, Transport
 from ._httpcore import LeanPool
 from ._httpx import via_client, via_transport
@@ -60,30 +71,41 @@ class TransportFactory:
         max_concurrency: The size of the connection pool we build.
         base_url: The API root (its scheme picks a proxy from the environment).
         speedups: Use aiohttp's pool on asyncio; None means "when installed".
+        library: The HTTP library the client speaks (httpx or httpx2).
 
     Raises:
-        InvalidRequestError: ``speedups=True`` without the extra installed.
+        InvalidRequestError: ``speedups=True`` without the extra installed, or
+            with httpx2 (aiohttp's pool speaks httpx only).
     """
 
     def __init__(
         self,
         *,
-        http_client: httpx.AsyncClient | None,
-        transport: httpx.AsyncBaseTransport | None,
-        timeout: httpx.Timeout,
+        http_client: AnyAsyncClient | None,
+        transport: AnyTransport | None,
+        timeout: AnyTimeout,
         max_concurrency: int,
         base_url: httpx.URL,
         speedups: bool | None,
+        library: HttpLibrary = HTTPX,
     ) -> None:
         if speedups and not speedups_available():
             raise InvalidRequestError(
                 "speedups=True needs the speedups extra: pip install 'hiveon-async[speedups]'"
             )
-        self._http_client = http_client
-        self._transport = transport
-        self._timeout = timeout
+        if speedups and library is not HTTPX:
+            raise InvalidRequestError(
+                f"speedups=True: aiohttp's pool speaks httpx, and this client speaks "
+                f"{library.name} (from the timeout, http_client or transport you passed)"
+            )
+        self.library = library
+        # Typed as httpx's from here on: httpx2's have the same interface, and
+        # self.library keeps the two apart where it matters (requests, errors, pool).
+        self._http_client = cast("httpx.AsyncClient | None", http_client)
+        self._transport = cast("httpx.AsyncBaseTransport | None", transport)
+        self._timeout = timeout = cast("httpx.Timeout", timeout)
         self._attempt_limit = attempt_limit(timeout)
-        self._limits = httpx.Limits(
+        self._limits = library.http.Limits(
             max_connections=max_concurrency,
             max_keepalive_connections=max_concurrency,
             keepalive_expiry=KEEPALIVE_EXPIRY,
@@ -92,21 +114,25 @@ class TransportFactory:
             http_client is None and transport is None and _proxy_in_environment(base_url.scheme)
         )
         ours = http_client is None and transport is None and not self._proxied
-        self._may_speed_up = ours and (speedups_available() if speedups is None else speedups)
+        self._may_speed_up = (
+            ours and library is HTTPX and (speedups_available() if speedups is None else speedups)
+        )
         if self._may_speed_up:
             # Imported now, not on the first request: importing aiohttp blocks for a while.
             from . import _aiohttp  # noqa: F401
         self.build_request = self.request_builder(timeout)
 
-    def request_builder(self, timeout: httpx.Timeout) -> RequestBuilder:
+    def request_builder(self, timeout: AnyTimeout) -> RequestBuilder:
         """Return what builds this client's requests with ``timeout`` (no I/O)."""
         client = self._http_client
-        return _ClientRequests(client, timeout) if client else _PlainRequests(timeout)
+        same = cast("httpx.Timeout", timeout)  # httpx2's has httpx's shape
+        return _ClientRequests(client, same) if client else _PlainRequests(same, self.library)
 
     @staticmethod
-    def attempt_timeout(timeout: httpx.Timeout) -> AttemptTimeout:
+    def attempt_timeout(timeout: AnyTimeout) -> AttemptTimeout:
         """The timeout a derived client's requests carry (see :class:`~._base.AttemptTimeout`)."""
-        return AttemptTimeout(timeout, attempt_limit(timeout))
+        same = cast("httpx.Timeout", timeout)
+        return AttemptTimeout(same, attempt_limit(same))
 
     def open(self) -> Transport:
         """Make the transport (call once, on the running event loop).
@@ -119,23 +145,27 @@ class TransportFactory:
     def _open_here(self) -> Transport:
         """Make the transport of the running event loop."""
         timer = None if self._attempt_limit is None else AttemptTimer(self._attempt_limit)
+        library = self.library
         if self._http_client is not None:
-            return via_client(self._http_client, owned=False, timer=timer)
+            return via_client(self._http_client, owned=False, timer=timer, library=library)
         if self._transport is not None:
-            return via_transport(self._transport, pool="transport", timer=timer)
+            return via_transport(self._transport, pool="transport", timer=timer, library=library)
         # One TLS context for the pool (each costs tens of milliseconds to make).
-        ssl_context = httpx.create_ssl_context()
+        http = library.http
+        ssl_context = http.create_ssl_context()
         if self._proxied:
-            client = httpx.AsyncClient(
+            client = http.AsyncClient(
                 timeout=self._timeout, limits=self._limits, verify=ssl_context
             )
-            return via_client(client, owned=True, timer=timer)
+            return via_client(client, owned=True, timer=timer, library=library)
         if self._may_speed_up and running_loop() is not None:
             from ._aiohttp import AiohttpTransport  # only with the speedups extra
 
             return AiohttpTransport(self._limits, self._timeout, self._attempt_limit, ssl_context)
-        pool = LeanPool(self._limits, ssl_context)
-        return via_transport(pool, pool="httpcore", timer=timer, abandon=pool.abandon)
+        pool = LeanPool(self._limits, ssl_context, library=library)
+        return via_transport(
+            pool, pool="httpcore", timer=timer, abandon=pool.abandon, library=library
+        )
 
     async def aclose_unopened(self) -> None:
         """Close a ``transport=`` that no request ever opened (it is closed with the client)."""
@@ -146,17 +176,19 @@ class TransportFactory:
 class _PlainRequests:
     """Builds requests for a client we own; the client's one header dict is normalised once."""
 
-    def __init__(self, timeout: httpx.Timeout) -> None:
+    def __init__(self, timeout: httpx.Timeout, library: HttpLibrary = HTTPX) -> None:
         self._extensions = {"timeout": timeout.as_dict()}
+        self._http = library.http
         self._source: Mapping[str, str] | None = None
-        self._headers = httpx.Headers()
+        self._headers = self._http.Headers()
 
     def __call__(self, url: str, headers: Mapping[str, str], body: bytes) -> httpx.Request:
         if headers is not self._source:
-            self._source, self._headers = headers, httpx.Headers(headers)
-        return httpx.Request(
+            self._source, self._headers = headers, self._http.Headers(headers)
+        request: httpx.Request = self._http.Request(
             "POST", url, headers=self._headers, content=body, extensions=self._extensions
         )
+        return request
 
 
 class _ClientRequests:

@@ -11,8 +11,12 @@ the most recently used one that is still healthy: O(1) per request.
 The HTTP work itself (connecting, TLS, h11, timeouts) is still httpcore's
 ``AsyncHTTPConnection``, on asyncio and trio alike, and its failures are raised
 as httpx's exceptions, exactly as ``httpx.AsyncHTTPTransport`` raises them: the
-mapping is :data:`_EQUIVALENTS`, below. The pool is itself an httpx transport;
-:class:`~._httpx.HttpxTransport` sends through it.
+mapping is :meth:`~hiveon_async._http_library.HttpLibrary.core_error`. The pool
+is itself an httpx transport; :class:`~._httpx.HttpxTransport` sends through it.
+
+For a client that speaks httpx2, the same pool runs on httpcore2's connections
+and answers with httpx2's responses and exceptions (it is given httpx2's
+:class:`~hiveon_async._http_library.HttpLibrary`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import httpcore
 import httpx
 
 from .._errors import ClientClosedError
+from .._http_library import HTTPX, HttpLibrary
 from ._body import close_iterator
 from ._loop import close_network_streams
 
@@ -33,35 +38,18 @@ __all__ = ["LeanPool"]
 #: Reads allowed to drain what a connection closed mid-body had already buffered.
 _DRAIN_LIMIT = 1024
 
-# httpcore's exception -> httpx's exception of the same meaning, most specific first.
-_EQUIVALENTS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
 
-
-def as_httpx_error(exc: Exception) -> httpx.TransportError | None:
+def as_httpx_error(exc: Exception) -> Exception | None:
     """Return httpx's exception for httpcore's ``exc``, or None when it is not httpcore's."""
-    for source, target in _EQUIVALENTS:
-        if isinstance(exc, source):
-            return target(str(exc))
-    return None
+    return HTTPX.core_error(exc)
 
 
-class _Body(httpx.AsyncByteStream):
-    """A response body that hands its connection back to the pool when closed."""
+class _Body:
+    """A response body that hands its connection back to the pool when closed.
+
+    Made a subclass of the library's ``AsyncByteStream`` by the pool (a
+    response's ``aclose`` insists on one).
+    """
 
     def __init__(
         self,
@@ -71,6 +59,7 @@ class _Body(httpx.AsyncByteStream):
         response: httpcore.Response,
     ) -> None:
         self._pool = pool
+        self._library = pool.library
         self._origin = origin
         self._connection = connection
         self._response = response
@@ -90,7 +79,7 @@ class _Body(httpx.AsyncByteStream):
             raise  # our reader stopped early: httpcore's generators are still suspended
         except BaseException as exc:
             finished = True  # httpcore's generators ended with the error
-            mapped = as_httpx_error(exc) if isinstance(exc, Exception) else None
+            mapped = self._library.core_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -158,12 +147,24 @@ class LeanPool(httpx.AsyncBaseTransport):
         limits: ``keepalive_expiry`` is honoured; the number of connections is
             bounded by the caller (never more requests in flight than
             ``max_connections``).
+        ssl_context: The TLS context of every connection; None makes the library's.
+        library: httpx's (requests, responses and errors of httpx, connections
+            of httpcore) or httpx2's (of httpx2, on httpcore2).
     """
 
-    def __init__(self, limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        library: HttpLibrary = HTTPX,
+    ) -> None:
+        self.library = library
+        self._core = library.core
+        self._body = library.flavour(_Body, "AsyncByteStream")
         self._keepalive_expiry = limits.keepalive_expiry
-        # httpx's own context by default: the same certificate checks as httpx.
-        self._ssl_context = ssl_context or httpx.create_ssl_context()
+        # The library's own context by default: the same certificate checks as httpx.
+        self._ssl_context = ssl_context or library.http.create_ssl_context()
         self._idle: dict[_Key, list[httpcore.AsyncHTTPConnection]] = {}
         self._all: set[httpcore.AsyncHTTPConnection] = set()
         self._closed = False
@@ -178,13 +179,14 @@ class LeanPool(httpx.AsyncBaseTransport):
             # left for the garbage collector to find).
             self._all.discard(connection)
             await connection.aclose()
-        connection = httpcore.AsyncHTTPConnection(
+        # httpcore2's for httpx2: the same class under the fork's name.
+        new: httpcore.AsyncHTTPConnection = self._core.AsyncHTTPConnection(
             origin,
             ssl_context=self._ssl_context,
             keepalive_expiry=self._keepalive_expiry,
         )
-        self._all.add(connection)
-        return connection
+        self._all.add(new)
+        return new
 
     def check_in(
         self,
@@ -215,10 +217,11 @@ class LeanPool(httpx.AsyncBaseTransport):
         if self._closed:
             raise ClientClosedError()
         url = request.url
-        origin = httpcore.Origin(url.raw_scheme, url.raw_host, url.port or _default_port(url))
-        core_request = httpcore.Request(
+        core = self._core
+        origin = core.Origin(url.raw_scheme, url.raw_host, url.port or _default_port(url))
+        core_request = core.Request(
             method=request.method,
-            url=httpcore.URL(
+            url=core.URL(
                 scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
             ),
             headers=request.headers.raw,
@@ -231,7 +234,7 @@ class LeanPool(httpx.AsyncBaseTransport):
         except Exception as exc:
             await connection.aclose()
             self.check_in(origin, connection, reusable=False)
-            mapped = as_httpx_error(exc)
+            mapped = self.library.core_error(exc)
             if mapped is None:
                 raise
             raise mapped from exc
@@ -241,12 +244,13 @@ class LeanPool(httpx.AsyncBaseTransport):
                 await connection.aclose()
             self.check_in(origin, connection, reusable=False)
             raise
-        return httpx.Response(
+        answer: httpx.Response = self.library.http.Response(
             status_code=response.status,
             headers=response.headers,
-            stream=_Body(self, origin, connection, response),
+            stream=self._body(self, origin, connection, response),
             extensions=response.extensions,
         )
+        return answer
 
     async def aclose(self) -> None:
         """Close every connection, those in use included; refuse to open any from now on."""

@@ -12,11 +12,12 @@ One class, :class:`HttpxTransport`, sends through anything that turns an
   which picks the proxy exactly as httpx does;
 - **the lean pool** (:mod:`._httpcore`), an httpx transport itself.
 
-Each attempt is also bounded in wall-clock time (:mod:`._timer`). httpx
-raises its own exceptions, so there is no mapping to do here, but for one: a
-user's client or transport bound to an event loop that is gone fails with a
-bare ``RuntimeError`` ("Event loop is closed"), which becomes
-:class:`EventLoopError`, saying what to do.
+Each attempt is also bounded in wall-clock time (:mod:`._timer`), past which
+the library's ``ReadTimeout`` is raised. httpx (or httpx2, for a client that
+speaks it: the same interface) raises its own exceptions, so there is no
+mapping to do here, but for one: a user's client or transport bound to an event
+loop that is gone fails with a bare ``RuntimeError`` ("Event loop is closed"),
+which becomes :class:`EventLoopError`, saying what to do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import anyio
 import httpx
 
 from .._errors import ClientClosedError
+from .._http_library import HTTPX, HttpLibrary
 from ._base import Answer, StopRequest
 from ._body import read_httpx_answer
 from ._loop import close_network_streams
@@ -71,6 +73,7 @@ class HttpxTransport:
         close: Closes what we opened, or None when there is nothing of ours.
         abandon: Closes the sockets of what we opened at once, without their
             event loop (see :meth:`abandon`), or None when there is nothing of ours.
+        library: The HTTP library the opener speaks (httpx or httpx2).
     """
 
     def __init__(
@@ -81,8 +84,10 @@ class HttpxTransport:
         timer: AttemptTimer | None,
         close: Callable[[], Awaitable[None]] | None,
         abandon: Callable[[], None] | None = None,
+        library: HttpLibrary = HTTPX,
     ) -> None:
         self._open = open_response
+        self._timeout_error: type[Exception] = library.http.ReadTimeout
         self._pool = pool
         self._timer = timer
         self._close = close
@@ -106,7 +111,7 @@ class HttpxTransport:
         attempt = timer.attempt()
         with attempt:
             return await self._exchange(request.httpx_request)
-        raise httpx.ReadTimeout(f"no complete response within {timer.limit}s")
+        raise self._timeout_error(f"no complete response within {timer.limit}s")
 
     async def _exchange_within(self, request: StopRequest, limit: float | None) -> Answer:
         """Send with an attempt bound of the request's own, in a cancel scope of its own."""
@@ -114,7 +119,7 @@ class HttpxTransport:
             return await self._exchange(request.httpx_request)
         with anyio.move_on_after(limit):
             return await self._exchange(request.httpx_request)
-        raise httpx.ReadTimeout(f"no complete response within {limit}s")
+        raise self._timeout_error(f"no complete response within {limit}s")
 
     async def _exchange(self, request: httpx.Request) -> Answer:
         try:
@@ -148,9 +153,13 @@ def _mentions_loop(text: str) -> bool:
 
 
 def via_client(
-    client: httpx.AsyncClient, *, owned: bool, timer: AttemptTimer | None
+    client: httpx.AsyncClient,
+    *,
+    owned: bool,
+    timer: AttemptTimer | None,
+    library: HttpLibrary = HTTPX,
 ) -> HttpxTransport:
-    """Send through an ``httpx.AsyncClient``: the user's (``owned=False``) or ours."""
+    """Send through an ``httpx.AsyncClient`` (or httpx2's): the user's (``owned=False``) or ours."""
 
     async def open_response(request: httpx.Request) -> httpx.Response:
         return await client.send(request, stream=True, follow_redirects=False)
@@ -161,6 +170,7 @@ def via_client(
         timer=timer,
         close=client.aclose if owned else None,
         abandon=(lambda: close_network_streams(_connections_of(client))) if owned else None,
+        library=library,
     )
 
 
@@ -170,6 +180,7 @@ def via_transport(
     pool: str,
     timer: AttemptTimer | None,
     abandon: Callable[[], None] | None = None,
+    library: HttpLibrary = HTTPX,
 ) -> HttpxTransport:
     """Send straight to an httpx transport's ``handle_async_request``; closed with the client.
 
@@ -182,6 +193,7 @@ def via_transport(
         timer=timer,
         close=transport.aclose,
         abandon=abandon,
+        library=library,
     )
 
 

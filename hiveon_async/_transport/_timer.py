@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx
+
+if TYPE_CHECKING:
+    from .._http_library import AnyTimeout
 
 __all__ = ["AttemptTimer", "attempt_limit", "running_loop"]
 
 
-def attempt_limit(timeout: httpx.Timeout) -> float | None:
+def attempt_limit(timeout: AnyTimeout) -> float | None:
     """Wall-clock bound on one attempt: the sum of the phases' timeouts (None if any is off)."""
     phases = (timeout.connect, timeout.write, timeout.read, timeout.pool)
     if any(phase is None for phase in phases):

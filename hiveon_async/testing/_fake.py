@@ -15,11 +15,12 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import unquote
 
 from anyio.from_thread import start_blocking_portal
 
+from .._http_library import named
 from ._faults import (
     DEFAULT_REDIRECT_HOST,
     HUGE_BODY_BYTES,
@@ -32,10 +33,11 @@ from ._records import ReceivedRequest, redact_body, redact_headers
 from ._reply import Reply, reason_phrase
 from ._server import serve_fake
 from ._throttle import Throttle
-from ._transport import FakeTransport
+from ._transport import fake_transport
 
 if TYPE_CHECKING:
     import httpx
+    import httpx2
 
     from .._client import AsyncVendorClient
 
@@ -239,18 +241,40 @@ class FakeVendorAPI:
         faults = [Fault.coerce(entry) for entry in entries]
         self._scripts.setdefault(deployment_id, deque()).extend(faults)
 
-    def transport(self) -> httpx.AsyncBaseTransport:
+    @overload
+    def transport(self, *, library: Literal["httpx"] = ...) -> httpx.AsyncBaseTransport: ...
+    @overload
+    def transport(self, *, library: Literal["httpx2"]) -> httpx2.AsyncBaseTransport: ...
+    def transport(
+        self, *, library: Literal["httpx", "httpx2"] = "httpx"
+    ) -> httpx.AsyncBaseTransport | httpx2.AsyncBaseTransport:
         """Return an in-process httpx transport that answers from this fake (no sockets).
 
         Faults raise what httpx raises for them over a real socket: a reset
         ``httpx.ReadError``, a drop ``httpx.RemoteProtocolError``, a stall or a
         slow trickle ``httpx.ReadTimeout`` once the request's read timeout passes.
 
+        Args:
+            library: ``"httpx"``, or ``"httpx2"`` (the ``httpx2`` extra) for an
+                ``httpx2.AsyncBaseTransport`` that answers with httpx2's
+                responses and raises httpx2's exceptions: for an
+                ``httpx2.AsyncClient(transport=...)``, or a client on httpx2.
+
         Returns:
-            A transport for ``httpx.AsyncClient(transport=...)`` or
-            ``AsyncVendorClient(transport=...)``.
+            A transport for ``httpx.AsyncClient(transport=...)`` (or httpx2's)
+            or ``AsyncVendorClient(transport=...)``.
+
+        Raises:
+            InvalidRequestError: ``library`` is neither, or is ``"httpx2"``
+                without httpx2 installed.
+
+        Example:
+            >>> import httpx2  # doctest: +SKIP
+            >>> http_client = httpx2.AsyncClient(  # doctest: +SKIP
+            ...     transport=FakeVendorAPI().transport(library="httpx2")
+            ... )
         """
-        return FakeTransport(self)
+        return fake_transport(self, named(library))
 
     @asynccontextmanager
     async def serve(self, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:

@@ -5,6 +5,10 @@ raises for them on a real socket (checked on asyncio and trio: a reset is a
 ReadError, a drop a RemoteProtocolError with httpcore's message, silence past
 the request's read timeout a ReadTimeout), and the read timeout is honoured
 wherever a socket read would wait.
+
+It speaks httpx, or httpx2 when made for it (``fake.transport(library="httpx2")``):
+then it is an ``httpx2.AsyncBaseTransport`` and answers with httpx2's responses
+and exceptions, for an ``httpx2.AsyncClient`` (or a client on httpx2) to use.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 
+from .._http_library import HTTPX, HttpLibrary
 from ._reply import BODY_FAULTS, Backend
 
 if TYPE_CHECKING:
     from ._faults import Fault
     from ._reply import Reply
 
-__all__ = ["FakeTransport"]
+__all__ = ["FakeTransport", "fake_transport"]
 
 #: Bytes per chunk of a chunked body.
 CHUNK_BYTES = 16 * 1024
@@ -34,15 +39,17 @@ def _read_timeout(request: httpx.Request) -> float | None:
     return None if timeout is None else timeout.get("read")
 
 
-async def _wait(seconds: float, read_timeout: float | None, request: httpx.Request) -> None:
+async def _wait(
+    seconds: float, read_timeout: float | None, request: httpx.Request, library: HttpLibrary
+) -> None:
     # A socket read gives up after read_timeout; so does this wait.
     if read_timeout is not None and read_timeout < seconds:
         await anyio.sleep(read_timeout)
-        raise httpx.ReadTimeout("timed out", request=request)
+        raise library.http.ReadTimeout("timed out", request=request)
     await anyio.sleep(seconds)
 
 
-class _PiecewiseStream(httpx.AsyncByteStream):
+class _PiecewiseStream:
     """A body that arrives ``size`` bytes at a time.
 
     Given the ``request``, each piece waits ``interval`` seconds first, cut off
@@ -50,12 +57,20 @@ class _PiecewiseStream(httpx.AsyncByteStream):
     byte at a time so. Without it the pieces come at once (a chunked body).
 
     An iterator object, not an async generator: a client that stops reading
-    early leaves no suspended generator behind to be finalized by the GC.
+    early leaves no suspended generator behind to be finalized by the GC. Made
+    an ``AsyncByteStream`` of the transport's library by :func:`_piecewise`.
     """
 
     def __init__(
-        self, body: bytes, size: int, *, interval: float = 0.0, request: httpx.Request | None = None
+        self,
+        body: bytes,
+        size: int,
+        *,
+        interval: float = 0.0,
+        request: httpx.Request | None = None,
+        library: HttpLibrary = HTTPX,
     ) -> None:
+        self._library = library
         self._body = body
         self._size = size
         self._interval = interval
@@ -69,21 +84,29 @@ class _PiecewiseStream(httpx.AsyncByteStream):
         if self._offset >= len(self._body):
             raise StopAsyncIteration
         if self._request is not None:
-            await _wait(self._interval, _read_timeout(self._request), self._request)
+            await _wait(self._interval, _read_timeout(self._request), self._request, self._library)
         start = self._offset
         self._offset += self._size
         return self._body[start : self._offset]
 
 
-class FakeTransport(httpx.AsyncBaseTransport):
+def _piecewise(library: HttpLibrary) -> type[_PiecewiseStream]:
+    return library.flavour(_PiecewiseStream, "AsyncByteStream")
+
+
+class FakeTransport:
     """An httpx transport backed by a :class:`FakeVendorAPI` (see ``FakeVendorAPI.transport``).
+
+    Made by :func:`fake_transport`, as a subclass of the library's ``AsyncBaseTransport``.
 
     Args:
         fake: The fake that answers.
+        library: The HTTP library it speaks (httpx or httpx2).
     """
 
-    def __init__(self, fake: Backend) -> None:
+    def __init__(self, fake: Backend, library: HttpLibrary = HTTPX) -> None:
         self._fake = fake
+        self._library = library
 
     def __repr__(self) -> str:
         return f"FakeTransport({self._fake!r})"
@@ -116,11 +139,12 @@ class FakeTransport(httpx.AsyncBaseTransport):
         )
         try:
             if reply.delay:
-                await _wait(reply.delay, _read_timeout(request), request)
+                await _wait(reply.delay, _read_timeout(request), request, self._library)
             head_only = request.method == "HEAD"
             if reply.fault is None or (head_only and reply.fault.kind in BODY_FAULTS):
                 # A server sends no body in answer to HEAD; httpx then reads none.
-                return self._response(reply, httpx.ByteStream(b"" if head_only else reply.body))
+                stream = self._library.http.ByteStream(b"" if head_only else reply.body)
+                return self._response(reply, stream)
             return await self._carry_out(reply.fault, reply, request)
         finally:
             fake._finish()
@@ -129,25 +153,35 @@ class FakeTransport(httpx.AsyncBaseTransport):
         self, fault: Fault, reply: Reply, request: httpx.Request
     ) -> httpx.Response:
         kind = fault.kind
+        http = self._library.http
         if kind == "reset":
             # httpcore wraps the socket's ECONNRESET the same way (as trio words it).
             cause = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-            raise httpx.ReadError(
+            raise http.ReadError(
                 f"[Errno {errno.ECONNRESET}] Connection reset by peer", request=request
             ) from cause
         if kind == "stall":
-            await _wait(fault.seconds, _read_timeout(request), request)
+            await _wait(fault.seconds, _read_timeout(request), request, self._library)
         if kind in ("stall", "drop"):
-            raise httpx.RemoteProtocolError(_DISCONNECTED, request=request)
+            raise http.RemoteProtocolError(_DISCONNECTED, request=request)
+        piecewise = _piecewise(self._library)
         if kind == "trickle":
-            trickle = _PiecewiseStream(reply.body, 1, interval=fault.interval, request=request)
+            trickle = piecewise(
+                reply.body, 1, interval=fault.interval, request=request, library=self._library
+            )
             return self._response(reply, trickle)
-        return self._response(reply, _PiecewiseStream(reply.body, CHUNK_BYTES))
+        return self._response(reply, piecewise(reply.body, CHUNK_BYTES))
 
-    def _response(self, reply: Reply, stream: httpx.AsyncByteStream) -> httpx.Response:
-        return httpx.Response(
+    def _response(self, reply: Reply, stream: object) -> httpx.Response:
+        response: httpx.Response = self._library.http.Response(
             reply.status,
             headers=reply.headers,
             stream=stream,
             extensions={"http_version": b"HTTP/1.1"},
         )
+        return response
+
+
+def fake_transport(fake: Backend, library: HttpLibrary = HTTPX) -> httpx.AsyncBaseTransport:
+    """A :class:`FakeTransport` for ``fake`` that is ``library``'s ``AsyncBaseTransport``."""
+    return library.flavour(FakeTransport, "AsyncBaseTransport")(fake, library)  # type: ignore[return-value]

@@ -1,31 +1,44 @@
-"""The lean httpcore pool and the client-wide slots: reuse, stale connections, cancellation."""
+"""The lean httpcore pool and the client-wide slots: reuse, stale connections, cancellation.
+
+The pool tests run on the library under test (``$HIVEON_TESTS_HTTP``): httpx's
+requests over httpcore, or httpx2's over httpcore2.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 import anyio
-import httpcore
 import httpx
 import pytest
 
+from hiveon_async._http_library import HttpLibrary, named
 from hiveon_async._policy._slots import Slots
 from hiveon_async._transport._httpcore import LeanPool, as_httpx_error
 from hiveon_async.testing import FakeVendorAPI
+from tests.doubles import HTTP_LIBRARY
 
 pytestmark = pytest.mark.anyio
 
 LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=15.0)
+LIBRARY = named(HTTP_LIBRARY)
+HTTP = LIBRARY.http
+
+
+def new_pool() -> LeanPool:
+    """A lean pool of the library under test."""
+    return LeanPool(LIMITS, library=LIBRARY)
 
 
 def stop_request(base_url: str, deployment_id: str = "dep-1") -> httpx.Request:
-    return httpx.Request(
+    return HTTP.Request(  # type: ignore[no-any-return]
         "POST",
         f"{base_url}/vendors/v1/machines/deployments/{deployment_id}/stop",
         headers={"X-API-Key": "test-api-key", "Content-Type": "application/json"},
         content=b'{"metadata":{"CLORE_API_KEY":"c"}}',
-        extensions={"timeout": httpx.Timeout(5.0).as_dict()},
+        extensions={"timeout": HTTP.Timeout(5.0).as_dict()},
     )
 
 
@@ -41,7 +54,7 @@ async def roundtrip(pool: LeanPool, request: httpx.Request) -> httpx.Response:
 async def test_sequential_requests_reuse_one_connection() -> None:
     """Keep-alive: ten requests in a row open one connection."""
     fake = FakeVendorAPI()
-    pool = LeanPool(LIMITS)
+    pool = new_pool()
     async with fake.serve() as base_url:
         for index in range(10):
             response = await roundtrip(pool, stop_request(base_url, f"dep-{index}"))
@@ -55,7 +68,7 @@ async def test_sequential_requests_reuse_one_connection() -> None:
 async def test_concurrent_requests_open_one_connection_each() -> None:
     """Requests in flight together each get a connection; afterwards all are idle and reused."""
     fake = FakeVendorAPI()
-    pool = LeanPool(LIMITS)
+    pool = new_pool()
     async with fake.serve() as base_url:
         async with anyio.create_task_group() as group:
             for index in range(4):
@@ -70,10 +83,10 @@ async def test_a_connection_the_server_closed_is_not_reused() -> None:
     """An idle connection the server dropped is discarded, and the next request still succeeds."""
     fake = FakeVendorAPI()
     fake.script("dep-2", ["drop"])
-    pool = LeanPool(LIMITS)
+    pool = new_pool()
     async with fake.serve() as base_url:
         await roundtrip(pool, stop_request(base_url, "dep-1"))
-        with pytest.raises(httpx.RemoteProtocolError):
+        with pytest.raises(HTTP.RemoteProtocolError):
             await roundtrip(pool, stop_request(base_url, "dep-2"))
         response = await roundtrip(pool, stop_request(base_url, "dep-3"))
         assert response.status_code == 200
@@ -81,12 +94,12 @@ async def test_a_connection_the_server_closed_is_not_reused() -> None:
 
 
 async def test_connection_refused_is_httpx_connect_error() -> None:
-    """A refused connection raises httpx.ConnectError, as httpx's own transport does."""
+    """A refused connection raises ConnectError, as httpx's (httpx2's) own transport does."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     await listener.aclose()
-    pool = LeanPool(LIMITS)
-    with pytest.raises(httpx.ConnectError):
+    pool = new_pool()
+    with pytest.raises(HTTP.ConnectError):
         await roundtrip(pool, stop_request(f"http://127.0.0.1:{port}"))
     await pool.aclose()
 
@@ -95,7 +108,7 @@ async def test_cancelled_request_leaves_no_connection_behind() -> None:
     """Cancelling a request mid-exchange closes its connection; the next request works."""
     fake = FakeVendorAPI()
     fake.script("slow", ["stall"])
-    pool = LeanPool(LIMITS)
+    pool = new_pool()
     async with fake.serve() as base_url:
         with anyio.move_on_after(0.1):
             await roundtrip(pool, stop_request(base_url, "slow"))
@@ -107,26 +120,27 @@ async def test_cancelled_request_leaves_no_connection_behind() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raised", "expected"),
+    "name",
     [
-        (httpcore.ConnectError("x"), httpx.ConnectError),
-        (httpcore.ConnectTimeout("x"), httpx.ConnectTimeout),
-        (httpcore.ReadTimeout("x"), httpx.ReadTimeout),
-        (httpcore.WriteTimeout("x"), httpx.WriteTimeout),
-        (httpcore.PoolTimeout("x"), httpx.PoolTimeout),
-        (httpcore.ReadError("x"), httpx.ReadError),
-        (httpcore.WriteError("x"), httpx.WriteError),
-        (httpcore.RemoteProtocolError("x"), httpx.RemoteProtocolError),
-        (httpcore.LocalProtocolError("x"), httpx.LocalProtocolError),
-        (httpcore.UnsupportedProtocol("x"), httpx.UnsupportedProtocol),
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "WriteTimeout",
+        "PoolTimeout",
+        "ReadError",
+        "WriteError",
+        "RemoteProtocolError",
+        "LocalProtocolError",
+        "UnsupportedProtocol",
     ],
 )
 def test_httpcore_errors_become_the_same_httpx_errors(
-    raised: Exception, expected: type[httpx.TransportError]
+    name: str, http: ModuleType, httpcore_module: ModuleType
 ) -> None:
-    """Each httpcore failure maps to httpx's exception of the same name."""
-    mapped = as_httpx_error(raised)
-    assert type(mapped) is expected
+    """Each httpcore (httpcore2) failure maps to httpx's (httpx2's) exception of the same name."""
+    library: HttpLibrary = LIBRARY
+    mapped = library.core_error(getattr(httpcore_module, name)("x"))
+    assert type(mapped) is getattr(http, name)
 
 
 def test_other_errors_are_not_mapped() -> None:
