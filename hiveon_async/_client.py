@@ -21,6 +21,7 @@ from ._config import (
 from ._engine import Engine
 from ._errors import InvalidRequestError
 from ._models import BatchReport, StopOutcome, StopResult
+from ._policy._shared import resolve_redis_url
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
 
@@ -67,6 +68,12 @@ class AsyncVendorClient:
             default) uses it when installed, only for a client we build with
             neither ``transport`` nor a proxy from the environment; False
             always uses httpcore's.
+        redis_url: Share ``rate_limit`` with every client, in any process or
+            host, that uses the same API key and base URL, through this Redis
+            (``redis://``, ``rediss://`` or ``unix://``; the ``redis`` extra).
+            None reads ``$HIVEON_REDIS_URL``; unset, the limit is this
+            client's alone. Needs ``rate_limit``, and asyncio (refused under
+            trio). See "Running many processes" in the docs.
 
     Raises:
         InvalidRequestError: A missing or malformed key, a bad URL or setting.
@@ -90,6 +97,7 @@ class AsyncVendorClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         speedups: bool | None = None,
+        redis_url: str | None = None,
     ) -> None:
         try:
             self._set_up(
@@ -103,6 +111,7 @@ class AsyncVendorClient:
                 http_client=http_client,
                 transport=transport,
                 speedups=speedups,
+                redis_url=redis_url,
             )
         except InvalidRequestError as exc:
             error = exc
@@ -126,8 +135,10 @@ class AsyncVendorClient:
         http_client: httpx.AsyncClient | None,
         transport: httpx.AsyncBaseTransport | None,
         speedups: bool | None,
+        redis_url: str | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
+        redis_url = resolve_redis_url(redis_url, rate_limit)
         url = resolve_base_url(base_url)
         default = default_metadata(metadata)
         if retry is None:
@@ -170,6 +181,7 @@ class AsyncVendorClient:
                 speedups=speedups,
             ),
             clock=Clock(),
+            redis_url=redis_url,
         )
 
     # -- lifecycle -----------------------------------------------------------------

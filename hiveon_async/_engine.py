@@ -37,6 +37,7 @@ from ._models import StopResult
 from ._policy._gate import SendGate
 from ._policy._headers import parse_rate_limit
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
+from ._policy._shared import SharedLimit
 from ._policy._slots import Slots
 from ._redact import hide_in_logs, safe_request
 from ._request import (
@@ -84,6 +85,8 @@ class Engine:
         max_concurrency: Requests in flight at most.
         transports: Settles how requests travel.
         clock: The time, and how to wait.
+        redis_url: Share ``rate_limit`` (and 503 holds) through this Redis with every
+            client on the same key and base URL, or None (already checked).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Engine:
         max_concurrency: int,
         transports: TransportFactory,
         clock: Clock,
+        redis_url: str | None = None,
     ) -> None:
         self.retry = retry
         self.base_url = str(base_url)
@@ -113,7 +117,12 @@ class Engine:
         self._transport: Transport | None = None
         self._closed_unopened = False
         self.slots = Slots(max_concurrency, on_new_loop=self._on_new_loop)
-        self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock)
+        shared = (
+            None
+            if redis_url is None
+            else SharedLimit(redis_url, api_key=api_key, base_url=self.base_url)
+        )
+        self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock, shared=shared)
         self.gate.max_hold = retry.max_retry_after
         self.budget = (
             None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
@@ -167,6 +176,8 @@ class Engine:
         # Shielded: a close cut short would leave sockets to the garbage collector (and a
         # batch closed from its own on_outcome has just cancelled the task running this).
         with anyio.CancelScope(shield=True):
+            if self.gate.shared is not None:
+                await self.gate.shared.aclose()
             if self._transport is not None:
                 await self._transport.aclose()
             elif not self._closed_unopened:
