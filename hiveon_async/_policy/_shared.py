@@ -167,10 +167,16 @@ class SharedLimit:
     def __init__(self, url: str, *, api_key: str, base_url: str) -> None:
         self.where = redis_location(url)
         try:
-            import redis.asyncio  # noqa: F401  (checked now: a missing extra is a setup error)
+            from redis.asyncio.connection import parse_url
         except ImportError:
             raise InvalidRequestError(
                 "redis_url needs the redis extra: pip install 'hiveon-async[redis]'"
+            ) from None
+        try:
+            parse_url(url)  # its query arguments too: checked now, not at the first call
+        except ValueError:
+            raise InvalidRequestError(
+                f"redis_url for {self.where} is not one redis-py accepts (check its query)"
             ) from None
         self._url = url
         fingerprint = hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()[:24]

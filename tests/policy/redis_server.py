@@ -15,11 +15,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-__all__ = ["DelayProxy", "RedisServer", "free_port", "redis_binary"]
+__all__ = ["DelayProxy", "RedisServer", "free_port", "redis_binary", "self_signed"]
 
 MISSING = (
     "redis-server is not installed: the shared rate limit's tests need Debian's "
@@ -37,6 +39,28 @@ def redis_binary() -> str:
             pytest.fail(MISSING)
         pytest.skip(MISSING)
     return found
+
+
+def self_signed(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 (its key beside it, ``.key``), made by ``openssl``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        message = "openssl is not installed: the rediss:// test makes its certificate with it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cert = directory / "redis.crt"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(cert.with_suffix(".key")), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert
 
 
 def free_port() -> int:
@@ -67,9 +91,12 @@ class RedisServer:
         password: A ``requirepass``, or None.
     """
 
-    def __init__(self, binary: str, *, password: str | None = None) -> None:
+    def __init__(
+        self, binary: str, *, password: str | None = None, tls_cert: Path | None = None
+    ) -> None:
         self.binary = binary
         self.password = password
+        self.tls_cert = tls_cert  # a self-signed certificate, its key beside it: TLS only
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -77,11 +104,18 @@ class RedisServer:
     def url(self) -> str:
         """``redis://`` URL of the server (with the password, when it has one)."""
         auth = "" if self.password is None else f":{self.password}@"
+        if self.tls_cert is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls_cert}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start it (again, on the same port)."""
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        if self.tls_cert is not None:
+            key = self.tls_cert.with_suffix(".key")
+            command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            command += ["--tls-cert-file", str(self.tls_cert), "--tls-key-file", str(key)]
+            command += ["--tls-ca-cert-file", str(self.tls_cert), "--tls-auth-clients", "no"]
         command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
         if self.password is not None:
             command += ["--requirepass", self.password]
@@ -97,14 +131,26 @@ class RedisServer:
             process.terminate()
             process.wait(timeout=10)
 
+    def _client(self, *, decode_responses: bool = False) -> redis.Redis:
+        tls: dict[str, Any] = {}
+        if self.tls_cert is not None:
+            tls = {"ssl": True, "ssl_ca_certs": str(self.tls_cert)}
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            decode_responses=decode_responses,
+            **tls,
+        )
+
     def keys(self) -> list[str]:
         """Every key the server holds (through redis-py's plain client)."""
-        with redis.Redis(port=self.port, password=self.password, decode_responses=True) as conn:
+        with self._client(decode_responses=True) as conn:
             return sorted(conn.keys("*"))
 
     def calls(self, command: str) -> int:
         """How many times ``command`` (e.g. ``evalsha``) ran since the server started."""
-        with redis.Redis(port=self.port, password=self.password) as conn:
+        with self._client() as conn:
             stats = conn.info("commandstats")
         return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 

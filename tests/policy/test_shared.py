@@ -11,6 +11,7 @@ import logging
 import secrets
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -26,7 +27,7 @@ from hiveon_async._clock import set_testing
 from hiveon_async._policy._gate import HEADROOM
 from hiveon_async.testing import FakeVendorAPI, Fault
 
-from .redis_server import DelayProxy, RedisServer, free_port, redis_binary
+from .redis_server import DelayProxy, RedisServer, free_port, redis_binary, self_signed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.socket]
 
@@ -136,6 +137,30 @@ async def test_a_password_is_used_and_a_wrong_one_is_not_shown() -> None:
         assert wrong not in "".join(traceback.format_exception(caught.value))
     finally:
         server.stop()
+
+
+@asyncio_only
+async def test_rediss_with_a_password_shares_the_limit_over_tls(tmp_path: Path) -> None:
+    """A ``rediss://`` URL with a password and a CA in its query: the bucket is kept there."""
+    password = f"pw{secrets.token_hex(8)}"
+    server = RedisServer(redis_binary(), password=password, tls_cert=self_signed(tmp_path))
+    server.start()
+    try:
+        fake = FakeVendorAPI()
+        async with fake.client(rate_limit=RateLimit(per_second=50), redis_url=server.url) as c:
+            assert password not in repr(c._engine.gate.shared)
+            await c.stop_deployment("dep-1")
+        assert server.keys()
+    finally:
+        server.stop()
+
+
+async def test_a_redis_url_redis_py_refuses_is_refused_at_construction() -> None:
+    """A bad query argument is an InvalidRequestError when the client is made, not later."""
+    url = "redis://:secret-pw@127.0.0.1:6379/0?socket_timeout=soon"
+    with pytest.raises(InvalidRequestError) as caught:
+        FakeVendorAPI().client(rate_limit=RateLimit(per_second=5), redis_url=url)
+    assert "secret-pw" not in str(caught.value)
 
 
 @asyncio_only
