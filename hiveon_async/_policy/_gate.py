@@ -208,8 +208,12 @@ class SendGate:
         """
         shared = self.shared
         assert shared is not None  # only called while sharing
-        queued = itertools.islice(self._queue, 1, MOST_BOOKED)
-        behind = [other for other in queued if not other.free]
+        behind: list[_Turn] = []
+        if self._credit is None and self._interval_and_burst() is None:
+            # Nothing of this process's own holds the waiters back (a learned pace, the
+            # server's count of requests left): book for them too, in this round trip.
+            queued = itertools.islice(self._queue, 1, MOST_BOOKED)
+            behind = [other for other in queued if not other.free]
         interval, burst = self._shared_shape()
         delays = await shared.book(1 + len(behind), interval, burst)
         if delays is None:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from hiveon_async import (
@@ -23,8 +24,9 @@ from hiveon_async import (
     RateLimit,
     RetryPolicy,
 )
-from hiveon_async._clock import set_testing
-from hiveon_async._policy._gate import HEADROOM
+from hiveon_async._clock import Clock, set_testing
+from hiveon_async._policy._gate import HEADROOM, SendGate
+from hiveon_async._policy._shared import SharedLimit
 from hiveon_async.testing import FakeVendorAPI, Fault
 
 from .redis_server import DelayProxy, RedisServer, free_port, redis_binary, self_signed
@@ -269,3 +271,24 @@ async def test_the_environment_variable_is_read(
     monkeypatch.setenv("HIVEON_REDIS_URL", "ftp://nowhere")
     with pytest.raises(InvalidRequestError, match=r"\$HIVEON_REDIS_URL"):
         FakeVendorAPI().client(rate_limit=RateLimit(per_second=5))
+
+
+@asyncio_only
+async def test_this_processs_waiters_are_served_first_come_first_served(
+    redis_server: RedisServer,
+) -> None:
+    """Waiters queued one after another get their turns in that order, booked in Redis."""
+    shared = SharedLimit(redis_server.url, api_key="key", base_url="https://api.hiveon.ai")
+    gate = SendGate(RateLimit(per_second=50, burst=1), adaptive=False, clock=Clock(), shared=shared)
+    went: list[tuple[float, int]] = []
+
+    async def take(number: int) -> None:
+        went.append((await gate.wait_turn(), number))
+
+    async with anyio.create_task_group() as tg:
+        for number in range(15):
+            tg.start_soon(take, number)
+            await anyio.lowlevel.checkpoint()  # queued in this order
+    await shared.aclose()
+    assert [number for _, number in sorted(went)] == list(range(15))
+    assert redis_server.calls("evalsha") + redis_server.calls("eval") < 15
