@@ -187,6 +187,7 @@ class SharedLimit:
         self._loop: object | None = None
         self._hold_until = -float("inf")  # a 503 hold not yet told to Redis (monotonic)
         self._answered = False  # Redis answered once: later failures are outages, not setup
+        self._unreachable: str | None = None  # why Redis never answered, while it is fresh
         self._down_until = -float("inf")
         #: Whether the process is on its own now (Redis lost), for tests and logs.
         self.down = False
@@ -217,6 +218,10 @@ class SharedLimit:
                 (unreachable, or it refused the password).
             InvalidRequestError: Called under trio.
         """
+        if self._unreachable is not None and time.monotonic() < self._down_until:
+            # Never answered, a moment ago: the same error at once, not a wait per call
+            # (a batch would otherwise wait out a connect timeout for each id).
+            raise HiveonError(self._unreachable)
         script = self._connect()
         # What is left of the hold (hosts' clocks differ: Redis adds it to its own).
         until, self._hold_until = self._hold_until, -float("inf")
@@ -234,6 +239,7 @@ class SharedLimit:
             logger.warning("the shared rate limit at %s is back", self.where)
         self.down = False
         self._answered = True
+        self._unreachable = None
         return [delay / 1e6 for delay in delays]
 
     def _connect(self) -> Any:
@@ -256,10 +262,12 @@ class SharedLimit:
         """Redis did not answer: an error before it ever did, else an outage (warned once)."""
         kind = type(exc).__name__
         if not self._answered:
-            raise HiveonError(
+            self._unreachable = (
                 f"the shared rate limit's Redis at {self.where} did not answer ({kind}); "
                 "check redis_url (or $HIVEON_REDIS_URL) and that Redis runs"
-            ) from None
+            )
+            self._down_until = time.monotonic() + RETRY_AFTER
+            raise HiveonError(self._unreachable) from None
         if not self.down:
             logger.warning(
                 "lost the shared rate limit at %s (%s): this process limits itself alone "

@@ -7,8 +7,11 @@ refusal is tested on both backends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import socket
+import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +295,31 @@ async def test_this_processs_waiters_are_served_first_come_first_served(
     await shared.aclose()
     assert [number for _, number in sorted(went)] == list(range(15))
     assert redis_server.calls("evalsha") + redis_server.calls("eval") < 15
+
+
+@asyncio_only
+async def test_a_silent_redis_costs_a_batch_one_timeout_not_one_per_id() -> None:
+    """Redis accepts but never answers: the ids fail with the error, after one wait, not 40."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])  # held open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    fake = FakeVendorAPI()
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        async with fake.client(rate_limit=RateLimit(per_second=50), redis_url=url) as client:
+            report = await client.stop_deployments([f"dep-{n}" for n in range(40)])
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert len(report.failed) == 40
+    assert all(f"127.0.0.1:{port}" in str(outcome.error) for outcome in report.failed)
+    assert len(accepted) <= 2  # one wait for the first id; the others fail at once
+    assert fake.request_count == 0
