@@ -323,3 +323,22 @@ async def test_a_silent_redis_costs_a_batch_one_timeout_not_one_per_id() -> None
     assert all(f"127.0.0.1:{port}" in str(outcome.error) for outcome in report.failed)
     assert len(accepted) <= 2  # one wait for the first id; the others fail at once
     assert fake.request_count == 0
+
+
+@pytest.fixture
+def client_made_outside_a_loop(redis_server: RedisServer) -> AsyncVendorClient:
+    """A client made before any event loop runs (at import time, say), sharing through Redis."""
+    return FakeVendorAPI().client(rate_limit=RateLimit(per_second=50), redis_url=redis_server.url)
+
+
+async def test_a_client_made_outside_a_loop_refuses_trio_at_its_first_call(
+    client_made_outside_a_loop: AsyncVendorClient, anyio_backend: str
+) -> None:
+    """Made before the loop: under trio the first call is an InvalidRequestError; asyncio works."""
+    async with client_made_outside_a_loop as client:
+        if anyio_backend == "trio":
+            with pytest.raises(InvalidRequestError, match="asyncio only"):
+                await client.stop_deployment("dep-1")
+        else:
+            result = await client.stop_deployment("dep-1")
+            assert result.deployment_id == "dep-1"
