@@ -91,7 +91,9 @@ def tests(session: nox.Session) -> None:
             f"CI runs the tests on two Pythons >= 3.11 at least; found only {PYTHONS}."
             " Install another (pyenv install 3.13, or apt-get install python3.X)."
         )
-    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install(
+        "-e", ".[cli,speedups,redis]", *nox.project.dependency_groups(PYPROJECT, "tests")
+    )
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
@@ -136,7 +138,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package and on the never-run typing examples."""
-    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "typecheck"))
+    session.install(
+        "-e", ".[cli,speedups,redis]", *nox.project.dependency_groups(PYPROJECT, "typecheck")
+    )
     session.run("mypy", PACKAGE, "tests/typing")
 
 
@@ -203,5 +207,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def soak(session: nox.Session) -> None:
     """The long fault soak: 50,000 ids on asyncio and trio over every path, flat memory."""
-    session.install("-e", ".[cli,speedups]", *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install(
+        "-e", ".[cli,speedups,redis]", *nox.project.dependency_groups(PYPROJECT, "tests")
+    )
     session.run("python", "-m", "tests.soak.long_soak", *session.posargs)

@@ -20,6 +20,7 @@ from ._engine import Engine
 from ._errors import ClientClosedError, InvalidRequestError
 from ._http_library import HTTPX, HttpLibrary, library_of
 from ._models import BatchReport, StopOutcome, StopResult
+from ._policy._shared import resolve_redis_url
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
 
@@ -78,6 +79,12 @@ class AsyncVendorClient:
             neither ``transport`` nor a proxy from the environment, and
             never for a client on httpx2 (aiohttp's pool speaks httpx); False
             always uses httpcore's.
+        redis_url: Share ``rate_limit`` with every client, in any process or
+            host, that uses the same API key and base URL, through this Redis
+            (``redis://``, ``rediss://`` or ``unix://``; the ``redis`` extra).
+            None reads ``$HIVEON_REDIS_URL``; unset, the limit is this
+            client's alone. Needs ``rate_limit``, and asyncio (refused under
+            trio). See "Running many processes" in the docs.
 
     Raises:
         InvalidRequestError: A missing or malformed key, a bad URL or setting,
@@ -102,6 +109,7 @@ class AsyncVendorClient:
         http_client: AnyAsyncClient | None = None,
         transport: AnyTransport | None = None,
         speedups: bool | None = None,
+        redis_url: str | None = None,
     ) -> None:
         try:
             self._set_up(
@@ -115,6 +123,7 @@ class AsyncVendorClient:
                 http_client=http_client,
                 transport=transport,
                 speedups=speedups,
+                redis_url=redis_url,
             )
         except InvalidRequestError as exc:
             error = exc
@@ -138,8 +147,10 @@ class AsyncVendorClient:
         http_client: AnyAsyncClient | None,
         transport: AnyTransport | None,
         speedups: bool | None,
+        redis_url: str | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
+        redis_url = resolve_redis_url(redis_url, rate_limit)
         url = resolve_base_url(base_url)
         default = default_metadata(metadata)
         if retry is None:
@@ -182,6 +193,7 @@ class AsyncVendorClient:
                 library=library,
             ),
             clock=Clock(),
+            redis_url=redis_url,
         )
 
     # -- derived clients -------------------------------------------------------------

@@ -38,6 +38,7 @@ from ._models import StopResult
 from ._policy._gate import SendGate
 from ._policy._headers import parse_rate_limit
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
+from ._policy._shared import SharedLimit
 from ._policy._slots import Slots
 from ._redact import hide_in_logs, safe_request
 from ._request import (
@@ -88,6 +89,8 @@ class Engine:
         max_concurrency: Requests in flight at most.
         transports: Settles how requests travel.
         clock: The time, and how to wait.
+        redis_url: Share ``rate_limit`` (and 503 holds) through this Redis with every
+            client on the same key and base URL, or None (already checked).
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Engine:
         max_concurrency: int,
         transports: TransportFactory,
         clock: Clock,
+        redis_url: str | None = None,
     ) -> None:
         self.retry = retry
         self.base_url = str(base_url)
@@ -120,7 +124,12 @@ class Engine:
         self._timeout: AttemptTimeout | None = None  # None: the transport's own
         self._shared = _Shared(transports, self)
         self.slots = Slots(max_concurrency, on_new_loop=self._on_new_loop)
-        self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock)
+        shared = (
+            None
+            if redis_url is None
+            else SharedLimit(redis_url, api_key=api_key, base_url=self.base_url)
+        )
+        self.gate = SendGate(rate_limit, adaptive=retry.adaptive, clock=clock, shared=shared)
         self.gate.max_hold = retry.max_retry_after
         self.budget = (
             None if retry.budget is None else RetryBudget(retry.budget, retry.budget_refill)
@@ -221,6 +230,8 @@ class Engine:
         # Shielded: a close cut short would leave sockets to the garbage collector (and a
         # batch closed from its own on_outcome has just cancelled the task running this).
         with anyio.CancelScope(shield=True):
+            if self.gate.shared is not None:
+                await self.gate.shared.aclose()
             await shared.aclose()
 
     def _notify_close(self) -> None:

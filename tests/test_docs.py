@@ -36,6 +36,7 @@ import hiveon_async
 from hiveon_async import AsyncVendorClient, BatchReport, RetryPolicy
 from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
 from tests.doubles import served_vendor
+from tests.policy.redis_server import RedisServer, redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -564,3 +565,25 @@ async def test_fastapi_backend(fake_vendor_api: FakeVendorAPI) -> None:
         "dep-2": 1,
         "dep-3": 1,
     }
+
+
+@runs("shared_limit")
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis-py's asyncio client only
+async def test_shared_limit(
+    fake_in_env: Callable[..., FakeVendorAPI],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shared-limit example books its turns in the Redis that $HIVEON_REDIS_URL names."""
+    fake = fake_in_env()
+    server = RedisServer(redis_binary())
+    server.start()
+    try:
+        monkeypatch.setenv("HIVEON_REDIS_URL", server.url)
+        await load_example("shared_limit").main()
+        assert server.keys()
+    finally:
+        server.stop()
+    assert capsys.readouterr().out == "stopped 20 of 20\n"
+    assert len(fake.stopped) == 20

@@ -14,11 +14,19 @@ sleeps, until its turn, and takes it when it goes. No turn is booked ahead, so
 a waiter that is cancelled leaves nothing behind, and waiters held by a pause
 go one turn at a time when it ends: in any window of ``w`` seconds at most
 ``rate * w + burst`` attempts pass, pauses included.
+
+With a shared store (:mod:`._shared`, ``redis_url``), the configured and the
+announced rates are one bucket in Redis, for every process on the key: the
+head of the queue books its turn there (and turns for those behind it), and
+the local bucket keeps only the rate this process learned from its own 429s
+(each process learns its share). When Redis is lost the local bucket takes
+everything back until it returns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections import deque
 
@@ -28,6 +36,7 @@ from .._clock import Clock
 from .._config import RateLimit
 from ._headers import RateLimitState
 from ._pacing import RateLearner
+from ._shared import MOST_BOOKED, SharedLimit
 
 logger = logging.getLogger("hiveon_async")
 
@@ -53,11 +62,12 @@ WINDOW_WAIT = 1.0
 class _Turn:
     """A place in the gate's queue: woken when it reaches the head, or freed to go at once."""
 
-    __slots__ = ("event", "free")
+    __slots__ = ("booked", "event", "free")
 
     def __init__(self) -> None:
         self.event = anyio.Event()
         self.free = False
+        self.booked: float | None = None  # a turn booked in the shared store: when it goes
 
 
 class SendGate:
@@ -67,12 +77,20 @@ class SendGate:
         rate_limit: The configured ceiling, or None for none.
         adaptive: Whether to learn the server's rate from its answers.
         clock: The client's clock: the time, and how to wait.
+        shared: The store shared with other processes on the key, or None.
+            Needs ``rate_limit``.
     """
 
     def __init__(
-        self, rate_limit: RateLimit | None, *, adaptive: bool = True, clock: Clock
+        self,
+        rate_limit: RateLimit | None,
+        *,
+        adaptive: bool = True,
+        clock: Clock,
+        shared: SharedLimit | None = None,
     ) -> None:
         self._limit = rate_limit
+        self.shared = shared if rate_limit is not None else None
         ceiling = None if rate_limit is None else rate_limit.per_second
         self.pacer = RateLearner(ceiling) if adaptive else None
         self.clock = clock
@@ -98,6 +116,11 @@ class SendGate:
 
     def _interval_and_burst(self) -> tuple[float, int] | None:
         """Return (seconds between attempts, burst) in force now, or None for no limit."""
+        if self._sharing():
+            # The configured and announced rates are kept in the shared store; here only
+            # this process's learned share.
+            learned = None if self.clock.testing or self.pacer is None else self.pacer.rate
+            return None if learned is None else (1.0 / learned, 1)
         paced = None if self.clock.testing else self.paced_rate
         limit = self._limit
         if limit is None:
@@ -105,6 +128,18 @@ class SendGate:
         if paced is None or paced >= limit.per_second:
             return 1.0 / (limit.per_second * HEADROOM), limit.burst
         return 1.0 / paced, 1
+
+    def _shared_shape(self) -> tuple[float, int]:
+        """(seconds between attempts, burst) of the shared bucket: configured, or announced."""
+        limit = self._limit
+        assert limit is not None  # a shared store comes with a RateLimit
+        advertised = self._advertised
+        if advertised is None or self.clock.now() >= self._advertised_until:
+            return 1.0 / (limit.per_second * HEADROOM), limit.burst
+        return 1.0 / min(advertised, limit.per_second * HEADROOM), 1
+
+    def _sharing(self) -> bool:
+        return self.shared is not None and self.shared.usable()
 
     @property
     def paced_rate(self) -> float | None:
@@ -132,6 +167,7 @@ class SendGate:
             and not self._paused(now)
             and not self._window_full()
             and not self._out_of_credit(now)
+            and not self._sharing()  # a shared turn is booked by the head of the queue
         ):
             shape = self._interval_and_burst()
             if shape is None:
@@ -145,10 +181,50 @@ class SendGate:
         try:
             if self._queue[0] is not turn:
                 await turn.event.wait()  # set when the waiter ahead leaves the head, or opens
-            now = self.clock.now() if turn.free else await self._head_turn()
+            if turn.free:
+                now = self.clock.now()
+            else:
+                now = await self._head_turn()
+                # Sharing, and Redis lost while booking: the local bucket decides instead.
+                while self._sharing() and not await self._book_shared(turn):
+                    now = await self._head_turn()
         finally:
             self._leave(turn)
+        if turn.booked is not None:
+            # Out of the queue before the booked time comes, so that the next head
+            # books meanwhile: the round trips overlap the waits.
+            now = self.clock.now()
+            if now < turn.booked:
+                await self.clock.space(turn.booked - now)
+                now = max(self.clock.now(), turn.booked)
         return self._went(now)
+
+    async def _book_shared(self, turn: _Turn) -> bool:
+        """Book the head's turn in the shared store, and turns for those queued behind it.
+
+        Returns False when Redis is lost (nothing booked). Booked times rise in queue
+        order, so the queue stays first come, first served. A waiter cancelled after
+        its turn was booked leaves that turn unused: the bucket is never overrun.
+        """
+        shared = self.shared
+        assert shared is not None  # only called while sharing
+        behind: list[_Turn] = []
+        if self._credit is None and self._interval_and_burst() is None:
+            # Nothing of this process's own holds the waiters back (a learned pace, the
+            # server's count of requests left): book for them too, in this round trip.
+            queued = itertools.islice(self._queue, 1, MOST_BOOKED)
+            behind = [other for other in queued if not other.free]
+        interval, burst = self._shared_shape()
+        delays = await shared.book(1 + len(behind), interval, burst)
+        if delays is None:
+            return False
+        now = self.clock.now()
+        turn.booked = now + delays[0]
+        for other, delay in zip(behind, delays[1:], strict=True):
+            other.booked = now + delay
+            other.free = True
+            other.event.set()
+        return True
 
     async def _head_turn(self) -> float:
         """At the head of the queue: wait out any pause and the rate, then take the turn."""
@@ -165,6 +241,10 @@ class SendGate:
                 continue
             if self._paused(now):
                 until = self._paused_until
+                shared = self.shared
+                if shared is not None and shared.holding and shared.usable():
+                    # Tell the other processes now, not at the next booking after the hold.
+                    await shared.book(0, *self._shared_shape())
                 await clock.hold(until - now)
                 now = max(clock.now(), until) if self._paused_until == until else clock.now()
                 continue
@@ -180,7 +260,7 @@ class SendGate:
                 continue
             shape = self._interval_and_burst()
             if shape is None:
-                if self._window is None and self._credit is None:
+                if self._window is None and self._credit is None and not self._sharing():
                     self._open()
                 return now
             interval, burst = shape
@@ -290,13 +370,19 @@ class SendGate:
         self._window = window + 1
         self._wake()
 
-    def pause(self, seconds: float) -> None:
-        """Hold all sending for ``seconds`` from now (a 503's ``Retry-After``)."""
+    def pause(self, seconds: float, *, share: bool = True) -> None:
+        """Hold all sending for ``seconds`` from now (a 503's ``Retry-After``).
+
+        ``share``: hold every process on the key too (when a store is shared); False
+        for a hold this process's own learning decided on.
+        """
         now = self.clock.now()
         until = now + seconds
         if until > self._paused_until:
             self.paused_total += until - max(now, self._paused_until)
             self._paused_until = until
+        if share and self.shared is not None and not self.clock.testing:
+            self.shared.hold(seconds)  # every process on the key holds too
 
     def advise(self, state: RateLimitState) -> None:
         """Follow what the server announced of its limit (its rate-limit headers).
@@ -347,4 +433,4 @@ class SendGate:
             # climb; a limit soon ends slow start through the learner).
             self._window = max(SLOW_START, self._window // 2)
         if self.pacer.on_throttle(now, sent_at, retry_after):
-            self.pause(1.0 if retry_after is None else retry_after)
+            self.pause(1.0 if retry_after is None else retry_after, share=False)

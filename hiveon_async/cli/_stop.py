@@ -71,6 +71,8 @@ class StopSettings:
         journal_path: The journal, or None.
         output_kind: ``jsonl`` or ``table``.
         quiet: No progress bar, no summary.
+        redis_url: Share ``rate`` through this Redis with every process on the
+            key, or None.
     """
 
     ids: tuple[str, ...]
@@ -85,6 +87,7 @@ class StopSettings:
     journal_path: str | None
     output_kind: str
     quiet: bool
+    redis_url: str | None = None
 
 
 def _metadata(
@@ -128,6 +131,15 @@ def _metadata(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     help="Requests per second at most, retries included. Default: no limit but the server's.",
+)
+@click.option(
+    "--redis-url",
+    envvar="HIVEON_REDIS_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="Share --rate with every process on the same key through this Redis "
+    "(redis:// or rediss://). Needs --rate. A URL with a password belongs in the "
+    "variable: a flag lands in shell history.",
 )
 @click.option(
     "--max-attempts",
@@ -181,6 +193,8 @@ def stop(**options: Any) -> None:
         raise click.UsageError(
             "no deployment ids: give them as arguments, or --file PATH (--file - reads stdin)"
         )
+    if settings.redis_url is not None and settings.rate is None:
+        raise click.UsageError("--redis-url (or $HIVEON_REDIS_URL) shares --rate: give --rate")
     raise CliExit(run_stop(settings))
 
 
@@ -282,6 +296,7 @@ class _StopRun:
                 retry=RetryPolicy(max_attempts=settings.max_attempts),
                 rate_limit=None if settings.rate is None else RateLimit(per_second=settings.rate),
                 max_concurrency=settings.concurrency,
+                redis_url=settings.redis_url,
             )
         except InvalidRequestError as exc:
             raise ConfigError(str(exc)) from None

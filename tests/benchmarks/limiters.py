@@ -95,10 +95,14 @@ class Limiter:
             )
         return found
 
-    def config(self, *, rate: int, port: int, directory: Path) -> str:
-        """The server's configuration for ``rate`` requests/s per key on ``port``."""
+    def config(self, *, rate: int, port: int, directory: Path, access_log: bool = False) -> str:
+        """The server's configuration for ``rate`` requests/s per key on ``port``.
+
+        ``access_log`` (nginx only): log each request's time and status to
+        ``access.log`` in ``directory`` (what the server saw, for the shared-limit bench).
+        """
         if self.program == "nginx":
-            return _nginx_config(rate=rate, port=port, directory=directory)
+            return _nginx_config(rate=rate, port=port, directory=directory, access_log=access_log)
         return _haproxy_config(rate=rate, port=port, headers=self.headers)
 
 
@@ -139,13 +143,16 @@ _ROUTE = r"^/vendors/v1/machines/deployments/([^/]+)/stop$"
 _LIMITED_BODY = '{"error":"rate limited"}'
 
 
-def _nginx_config(*, rate: int, port: int, directory: Path) -> str:
+def _nginx_config(*, rate: int, port: int, directory: Path, access_log: bool = False) -> str:
     # As root, nginx would run its worker as "nobody", which cannot enter our 0700
     # directory; master_process off keeps one process, as whoever started it.
     temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
         path.mkdir()
     origin = directory / "origin.sock"
+    log = "access_log off;"
+    if access_log:
+        log = f"log_format seen '$msec $status';\n    access_log {directory / 'access.log'} seen;"
     return f"""\
 daemon off;
 master_process off;
@@ -154,7 +161,7 @@ pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {log}
     client_body_temp_path {temp["body"]};
     proxy_temp_path {temp["proxy"]};
     fastcgi_temp_path {temp["fastcgi"]};
@@ -181,6 +188,7 @@ http {{
     }}
     server {{
         listen unix:{origin};
+        access_log off;  # what the limiter saw is logged once, by the server in front
         keepalive_requests 1000000;
         location ~ {_ROUTE} {{
             default_type application/json;
@@ -260,13 +268,15 @@ class LimiterProcess:
     directory: Path
 
     @classmethod
-    def start(cls, limiter: Limiter, rate: int) -> LimiterProcess:
+    def start(cls, limiter: Limiter, rate: int, *, access_log: bool = False) -> LimiterProcess:
         """Start ``limiter`` allowing ``rate`` requests/s per key; return once it accepts."""
         executable = limiter.executable()
         directory = Path(tempfile.mkdtemp(prefix=f"hiveon-bench-{limiter.name}-"))
         port = _free_port()
         config = directory / f"{limiter.program}.conf"
-        config.write_text(limiter.config(rate=rate, port=port, directory=directory))
+        config.write_text(
+            limiter.config(rate=rate, port=port, directory=directory, access_log=access_log)
+        )
         if limiter.program == "nginx":
             command = [executable, "-p", str(directory), "-e", str(directory / "error.log")]
             command += ["-c", str(config)]

@@ -16,6 +16,7 @@ from hiveon_async._models import BASE_URL_HINT
 from hiveon_async.cli import main
 from hiveon_async.testing import Fault
 from tests.doubles import ServedVendor, served_vendor
+from tests.policy.redis_server import RedisServer, free_port, redis_binary
 
 from ._helpers import records, write_ids
 
@@ -372,3 +373,36 @@ def test_ctrl_c_outside_the_run_exits_130(
     result = CliRunner().invoke(main, ["demo", "--count", "1"])
     assert result.exit_code == 130
     assert result.stderr == "Interrupted.\n"
+
+
+def test_redis_url_shares_the_rate_through_redis(fake_vendor: ServedVendor) -> None:
+    """``--redis-url`` with ``--rate``: the run books its turns in that Redis."""
+    server = RedisServer(redis_binary())
+    server.start()
+    try:
+        result = stop(
+            fake_vendor.env(), "dep-1", "dep-2", "--rate", "50", "--redis-url", server.url
+        )
+        assert result.exit_code == 0, result.stderr
+        assert server.keys()
+    finally:
+        server.stop()
+
+
+def test_redis_url_comes_from_the_environment_and_needs_a_rate(fake_vendor: ServedVendor) -> None:
+    """``$HIVEON_REDIS_URL`` without ``--rate``: a usage error, exit 2, nothing sent."""
+    result = stop(fake_vendor.env(HIVEON_REDIS_URL="redis://127.0.0.1:1/0"), "dep-1")
+    assert result.exit_code == 2
+    assert "--rate" in result.stderr
+    assert fake_vendor.fake.request_count == 0
+
+
+def test_an_unreachable_redis_is_named_without_its_password(fake_vendor: ServedVendor) -> None:
+    """Redis down: every id fails naming host and port; the password is never printed."""
+    port = free_port()
+    url = f"redis://:hunter2secret@127.0.0.1:{port}/0"
+    result = stop(fake_vendor.env(), "dep-1", "--rate", "50", "--redis-url", url)
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port}" in result.output
+    assert "hunter2secret" not in result.output
+    assert fake_vendor.fake.request_count == 0

@@ -71,6 +71,8 @@ def every_keyword(http_client: httpx.AsyncClient) -> list[AsyncVendorClient]:
         AsyncVendorClient(
             timeout=httpx.Timeout(5.0, connect=1.0), rate_limit=None, http_client=http_client
         ),
+        AsyncVendorClient(rate_limit=limit, redis_url="rediss://:password@redis.internal:6380/0"),
+        AsyncVendorClient(rate_limit=limit, redis_url=None),
     ]
 
 
