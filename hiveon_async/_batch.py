@@ -89,6 +89,9 @@ class BatchProgress:
         quota_resets_at: When the server said its quota comes back (Unix time), once
             a 429's ``Retry-After`` beyond ``max_retry_after`` stopped the batch;
             else None.
+        waiting_until: While a batch with ``wait_for_quota=True`` holds its
+            sending for a used-up quota: when the quota comes back (Unix time).
+            None when it is not waiting, or no longer.
     """
 
     seen: int = 0
@@ -104,6 +107,7 @@ class BatchProgress:
     paused: float = 0.0
     paced_rate: float | None = None
     quota_resets_at: float | None = None
+    waiting_until: float | None = None
 
     def _count(self, outcome: StopOutcome) -> None:
         self.done += 1
@@ -272,6 +276,7 @@ class BatchSettings:
     deadline: float | None
     on_outcome: Callable[[StopOutcome], Any] | None
     progress: BatchProgress | None
+    wait_for_quota: bool = False
 
 
 class _Batch:
@@ -298,6 +303,8 @@ class _Batch:
         self.source = _Source(ids, buffer=self.concurrency)
         self.deadline = _check_deadline(settings.deadline)
         self.on_outcome = settings.on_outcome
+        self.wait_for_quota = settings.wait_for_quota
+        self._hold_ends: float | None = None  # while waiting for a quota: on the client's clock
         self.progress = BatchProgress() if settings.progress is None else settings.progress
         self.seen: dict[str, StopOutcome | None] | None = {} if dedupe else None
         self.stop_cause: HiveonError | None = None
@@ -372,6 +379,8 @@ class _Batch:
         """Stop the call unsent, or count the request about to go out."""
         self.before_attempt(call)
         self.progress.requests += 1
+        if self._hold_ends is not None and self.engine.clock.now() >= self._hold_ends:
+            self._hold_ends = self.progress.waiting_until = None  # the quota came back
         self._pacing()
 
     def on_answer(self, call: Call, status: int) -> None:
@@ -430,7 +439,7 @@ class _Batch:
         self.slots[slot] = call
         self.progress.in_flight += 1
         try:
-            result = await self.engine.send(call, self)
+            result = await self._send(call)
         except _Aborted as exc:
             return self._cut_short(call, exc.cause)
         except ClientClosedError as exc:
@@ -446,7 +455,7 @@ class _Batch:
             if isinstance(exc, AuthenticationError):
                 self.stop(exc)
             elif isinstance(exc, RateLimitedError):
-                self._check_quota(exc)
+                self._stop_for_quota(exc)
             self._count_not_found(exc)
             return _outcome(
                 key,
@@ -467,7 +476,56 @@ class _Batch:
             elapsed=self.engine.elapsed(call),
         )
 
-    def _check_quota(self, error: RateLimitedError) -> None:
+    async def _send(self, call: Call) -> StopResult:
+        """Send ``call`` through the engine; with ``wait_for_quota``, again after each reset.
+
+        Raises:
+            Exception: What the call's last attempt raised.
+        """
+        while True:
+            try:
+                return await self.engine.send(call, self)
+            except RateLimitedError as exc:
+                if not self._wait_for_reset(exc):
+                    raise
+            # The same call again once the hold ends, its attempts counted on.
+            self.engine.renew(call)
+
+    def _quota_wait(self, error: RateLimitedError) -> float | None:
+        """Seconds the quota is gone for, when longer than a call may wait; else None."""
+        wait = error.retry_after
+        if wait is None or wait <= self.engine.retry.max_retry_after:
+            return None
+        return wait
+
+    def _wait_for_reset(self, error: RateLimitedError) -> bool:
+        """With ``wait_for_quota``, hold all sending until a used-up quota comes back.
+
+        Returns:
+            True when the batch waits (the refused call goes again after the
+            reset); False when the quota is not used up, waiting is not asked
+            for, or the batch's deadline comes first.
+        """
+        wait = self._quota_wait(error)
+        if wait is None or not self.wait_for_quota or self.stop_cause is not None:
+            return False
+        if time.monotonic() + wait >= self.started + self.deadline:
+            return False  # the deadline comes first: stop now, as without waiting
+        clock = self.engine.clock
+        ends = clock.now() + wait
+        if self._hold_ends is None or ends > self._hold_ends + 1:
+            logger.warning(
+                "the server's quota is used up for %.0fs (Retry-After): "
+                "the batch holds all sending until it comes back (wait_for_quota)",
+                wait,
+            )
+        if self._hold_ends is None or ends > self._hold_ends:
+            self._hold_ends = ends
+            self.progress.waiting_until = clock.wall() + wait
+        self.engine.gate.pause(wait)
+        return True
+
+    def _stop_for_quota(self, error: RateLimitedError) -> None:
         """Stop sending when the server says its quota is gone for longer than we may wait.
 
         A 429 whose ``Retry-After`` is beyond ``max_retry_after`` failed its call
@@ -475,11 +533,11 @@ class _Batch:
         counts refused requests (or bans keys that keep knocking) must not see
         them. The ids not yet sent end ``skipped`` with this error as the cause.
         """
-        wait = error.retry_after
-        if wait is None or wait <= self.engine.retry.max_retry_after:
+        wait = self._quota_wait(error)
+        if wait is None:
             return
         if self.progress.quota_resets_at is None:
-            self.progress.quota_resets_at = time.time() + wait
+            self.progress.quota_resets_at = self.engine.clock.wall() + wait
             logger.warning(
                 "the server's quota is used up for %.0fs (Retry-After): "
                 "the batch sends nothing more; the ids not yet sent are skipped",

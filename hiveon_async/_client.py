@@ -360,6 +360,7 @@ class AsyncVendorClient:
         deadline: float | None = None,
         on_outcome: Callable[[StopOutcome], Any] | None = None,
         progress: _batch.BatchProgress | None = None,
+        wait_for_quota: bool = False,
     ) -> BatchReport:
         """Stop many deployments with bounded load; return one outcome per unique id.
 
@@ -373,6 +374,10 @@ class AsyncVendorClient:
         - A repeated id is stopped once and counted in ``report.duplicates``.
         - A 401 aborts the batch: no new request starts, and the ids not yet
           sent end ``skipped`` carrying the :class:`AuthenticationError`.
+        - A 429 whose ``Retry-After`` is beyond ``max_retry_after`` (the
+          quota is used up) stops sending: the ids not yet sent end
+          ``skipped``, and ``report.quota_resets_at`` says when it comes back;
+          unless ``wait_for_quota``, which holds sending until then instead.
         - At ``deadline``, calls in flight are cancelled (``failed``, with
           ``maybe_applied``) and the rest end ``skipped``. The rest of the
           input is still read, to account for every id.
@@ -387,6 +392,11 @@ class AsyncVendorClient:
             on_outcome: Called (sync or async) once per outcome as it completes;
                 an exception it raises stops the batch and propagates.
             progress: A :class:`BatchProgress` to update live, for progress bars.
+            wait_for_quota: When the server says its quota is used up for longer
+                than ``max_retry_after`` (a 429's ``Retry-After``), hold all
+                sending until it comes back and go on, instead of stopping,
+                as long as the reset comes before ``deadline``.
+                ``progress.waiting_until`` says until when.
 
         Returns:
             The :class:`BatchReport`: outcomes in first-seen input order.
@@ -411,6 +421,7 @@ class AsyncVendorClient:
             deadline=deadline,
             on_outcome=on_outcome,
             progress=progress,
+            wait_for_quota=_check_flag("wait_for_quota", wait_for_quota),
         )
         del metadata  # a traceback that captures locals (Sentry...) must not show the key
         return await _batch.run_report(self._engine, ids, settings)
@@ -424,6 +435,7 @@ class AsyncVendorClient:
         deadline: float | None = None,
         on_outcome: Callable[[StopOutcome], Any] | None = None,
         progress: _batch.BatchProgress | None = None,
+        wait_for_quota: bool = False,
     ) -> AbstractAsyncContextManager[_batch.OutcomeStream]:
         """Stop many deployments, yielding each outcome as it completes.
 
@@ -445,6 +457,8 @@ class AsyncVendorClient:
             on_outcome: Called (sync or async) once per outcome.
             progress: A :class:`BatchProgress` to update live (the stream's
                 ``.progress`` is the same object).
+            wait_for_quota: Wait for a used-up quota to come back instead of
+                stopping, as in :meth:`stop_deployments`.
 
         Returns:
             An async context manager yielding an :class:`OutcomeStream`.
@@ -468,8 +482,15 @@ class AsyncVendorClient:
                 deadline=deadline,
                 on_outcome=on_outcome,
                 progress=progress,
+                wait_for_quota=_check_flag("wait_for_quota", wait_for_quota),
             ),
         )
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
 
 
 def _as_timeout(timeout: object, library: HttpLibrary = HTTPX) -> AnyTimeout:

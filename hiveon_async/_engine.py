@@ -291,6 +291,15 @@ class Engine:
             deadline=None if deadline is None else now + deadline,
         )
 
+    def renew(self, call: Call) -> None:
+        """Make ``call`` ready to be sent again from the start: its deadline starts anew.
+
+        For a call whose retries ended but which its caller sends again (a batch
+        that waited for a used-up quota to come back); its attempts count on.
+        """
+        deadline = self.retry.deadline
+        call.deadline = None if deadline is None else self.clock.now() + deadline
+
     def _encode(self, metadata: Mapping[str, str] | None) -> tuple[bytes, str]:
         """Merge and encode a call's metadata: the body and its ``CLORE_API_KEY``."""
         merged = {**self._metadata, **check_metadata(metadata)}

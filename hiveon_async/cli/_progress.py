@@ -139,6 +139,9 @@ class ProgressBar:
             f"failed {progress.failed:,}",
             f"retries {progress.retries:,}",
         ]
+        waiting_until = progress.waiting_until
+        if waiting_until is not None and waiting_until > time.time():
+            parts.append(f"waiting for quota reset, {_clock(waiting_until - time.time())} left")
         if progress.throttled or progress.paused or progress.paced_rate is not None:
             parts.append(throttling_text(progress.throttled, progress.paused, progress.paced_rate))
         if self._extra is not None:

@@ -96,6 +96,7 @@ class BatchRun:
         concurrency: Requests in flight at most (None: the client's limit).
         deadline: Seconds for the whole batch.
         metadata: Clore metadata for every call.
+        wait_for_quota: Wait for a used-up quota to come back instead of stopping.
 
     Attributes:
         ending: How the run ended (``FINISHED`` until something stops it).
@@ -112,6 +113,7 @@ class BatchRun:
     concurrency: int | None = None
     deadline: float | None = None
     metadata: Mapping[str, str] | None = None
+    wait_for_quota: bool = False
     ending: Ending = attrs.field(default=Ending.FINISHED, init=False)
     problem: str | None = attrs.field(default=None, init=False)
     _batch: anyio.CancelScope = attrs.field(factory=anyio.CancelScope, init=False)
@@ -163,6 +165,7 @@ class BatchRun:
                 metadata=self.metadata,
                 on_outcome=self._write,
                 progress=self.progress,
+                wait_for_quota=self.wait_for_quota,
             ) as outcomes:
                 async for _ in outcomes:
                     pass  # _write has written it

@@ -73,6 +73,7 @@ class StopSettings:
         quiet: No progress bar, no summary.
         redis_url: Share ``rate`` through this Redis with every process on the
             key, or None.
+        wait_for_quota: Wait for a used-up quota to come back instead of stopping.
     """
 
     ids: tuple[str, ...]
@@ -88,6 +89,7 @@ class StopSettings:
     output_kind: str
     quiet: bool
     redis_url: str | None = None
+    wait_for_quota: bool = False
 
 
 def _metadata(
@@ -159,6 +161,12 @@ def _metadata(
     "--deadline",
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds for the whole run; ids not done by then end failed or skipped.",
+)
+@click.option(
+    "--wait-for-quota",
+    is_flag=True,
+    help="When the vendor says the key's quota is used up (a 429 with a long Retry-After), "
+    "wait for it to come back, within --deadline, instead of stopping.",
 )
 @click.option(
     "--metadata",
@@ -281,6 +289,7 @@ class _StopRun:
                 bar=bar,
                 progress=self.progress,
                 deadline=settings.deadline,
+                wait_for_quota=settings.wait_for_quota,
             ).run()
             tasks.cancel_scope.cancel()
         self.tally.already_stopped = feed.skipped

@@ -116,3 +116,17 @@ def test_the_bar_shows_throttling() -> None:
     assert bar.status(now=2.0).endswith("retries 0  429s: 37 · paused 4.0s · paced at 42/s")
     progress.throttled, progress.paced_rate = 0, None
     assert bar.status(now=3.0).endswith("retries 0  429s: 0 · paused 4.0s")
+
+
+def test_the_bar_says_how_long_the_wait_for_a_quota_reset_lasts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the batch waits for a used-up quota, the bar says so and counts down."""
+    progress = BatchProgress()
+    bar = ProgressBar(progress, total=lambda: 100)
+    monkeypatch.setattr("time.time", lambda: 1_000.0)
+    assert "quota" not in bar.status(now=0.0)
+    progress.waiting_until = 1_000.0 + 41 * 60 + 12
+    assert "waiting for quota reset, 41:12 left" in bar.status(now=1.0)
+    monkeypatch.setattr("time.time", lambda: 1_000.0 + 41 * 60 + 13)
+    assert "quota" not in bar.status(now=2.0)

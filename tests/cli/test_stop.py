@@ -406,3 +406,26 @@ def test_an_unreachable_redis_is_named_without_its_password(fake_vendor: ServedV
     assert f"127.0.0.1:{port}" in result.output
     assert "hunter2secret" not in result.output
     assert fake_vendor.fake.request_count == 0
+
+
+def test_a_used_up_quota_ends_the_run_and_says_when_to_resume(fake_vendor: ServedVendor) -> None:
+    """A 429 with a 1-hour Retry-After: nothing more is sent, exit 1, the reset time and how."""
+    fake_vendor.fake.script("dep-1", [Fault.status(429, retry_after=3600)])
+    result = stop(fake_vendor.env(), "dep-1", "dep-2", "dep-3", "--concurrency", "1")
+    assert result.exit_code == 1
+    assert "The vendor's quota is used up until" in result.stderr
+    assert fake_vendor.fake.request_count == 1
+
+
+def test_wait_for_quota_waits_only_for_a_reset_before_the_deadline(
+    fake_vendor: ServedVendor,
+) -> None:
+    """--wait-for-quota with a reset past --deadline: the run stops at once, as without it."""
+    fake_vendor.fake.script("dep-1", [Fault.status(429, retry_after=3600)])
+    result = stop(
+        fake_vendor.env(), "dep-1", "dep-2", "--concurrency", "1", "--wait-for-quota",
+        "--deadline", "30",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "The vendor's quota is used up until" in result.stderr
+    assert fake_vendor.fake.request_count == 1

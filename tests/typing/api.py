@@ -147,6 +147,7 @@ async def batches(client: AsyncVendorClient) -> None:
         deadline=60.0,
         on_outcome=read_outcome,
         progress=progress,
+        wait_for_quota=True,
     )
     await client.stop_deployments(ids())
     stopped: list[StopOutcome] = report.stopped
