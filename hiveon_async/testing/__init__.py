@@ -15,6 +15,7 @@ Example:
 from .._clock import set_testing
 from ._fake import FakeVendorAPI
 from ._faults import Fault, FaultKind, FaultPlan, ScriptEntry
+from ._quota import Quota, QuotaHeaders
 from ._records import ReceivedRequest
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "FaultKind",
     "FaultPlan",
     "FakeVendorAPI",
+    "Quota",
+    "QuotaHeaders",
     "ReceivedRequest",
     "ScriptEntry",
     "set_testing",

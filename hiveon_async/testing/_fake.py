@@ -29,6 +29,7 @@ from ._faults import (
     ScriptEntry,
     thresholds,
 )
+from ._quota import Quota, QuotaWindows
 from ._records import ReceivedRequest, redact_body, redact_headers
 from ._reply import Reply, reason_phrase
 from ._server import serve_fake
@@ -131,7 +132,8 @@ class FakeVendorAPI:
     deployment is stopped. Every response carries ``X-Request-Id``.
 
     Checks run in this order: route (404), scripted or random fault, method
-    (405), API key (401), rate limit (429), body (400), registry (404).
+    (405), API key (401), rate limit (429), quota (429), body (400), registry
+    (404).
 
     Args:
         api_keys: The vendor API keys it accepts; the first is :attr:`api_key`.
@@ -145,6 +147,9 @@ class FakeVendorAPI:
         faults: Random faults and latency; None for none.
         rate_limit: ``(per_second, burst)`` of a token bucket per API key; past it
             the fake answers 429 with ``Retry-After``. None for no limit.
+        quota: A :class:`Quota`: so many requests per window per API key,
+            announced in rate-limit headers on every answer; past it, 429 with
+            ``Retry-After`` until the window ends. None for none.
         record: Keep a :class:`ReceivedRequest` per request in :attr:`requests`.
             Turn it off for long runs: the counters stay exact and memory stays
             flat (apart from :attr:`attempts` and :attr:`stopped`, one entry per id).
@@ -177,6 +182,7 @@ class FakeVendorAPI:
         idempotent: bool = True,
         faults: FaultPlan | None = None,
         rate_limit: tuple[float, int] | None = None,
+        quota: Quota | None = None,
         record: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -194,6 +200,9 @@ class FakeVendorAPI:
         self._thresholds = thresholds(self._plan)
         self._rng = random.Random(self._plan.seed)  # noqa: S311 - fault injection, not crypto
         self._throttle = None if rate_limit is None else Throttle(*rate_limit)
+        if quota is not None and not isinstance(quota, Quota):
+            raise ValueError(f"quota must be a Quota or None, not {type(quota).__name__}")
+        self._quota = None if quota is None else QuotaWindows(quota)
         self.record = record
         self._clock = clock
         self._scripts: dict[str, deque[Fault | None]] = {}
@@ -476,6 +485,11 @@ class FakeVendorAPI:
                     _error_body(429, "rate limit exceeded"),
                     [(b"retry-after", str(wait).encode())],
                 )
+        announced: list[tuple[bytes, bytes]] = []
+        if self._quota is not None:
+            allowed, announced = self._quota.spend(api_key, now)
+            if not allowed:
+                return 429, _error_body(429, "quota used up"), announced
         if not _is_json(content_type):
             return 400, _error_body(400, "Content-Type must be application/json"), []
         problem = _metadata_problem(parsed)
@@ -487,7 +501,7 @@ class FakeVendorAPI:
             return 404, _error_body(404, "deployment is not running"), []
         self.stopped.add(deployment_id)
         # json.dumps of a lone string takes the C fast path; a dict would not.
-        return 200, b'{"deployment_id": ' + json.dumps(deployment_id).encode() + b"}", []
+        return 200, b'{"deployment_id": ' + json.dumps(deployment_id).encode() + b"}", announced
 
     def _faulty_answer(
         self, fault: Fault, deployment_id: str, target: str

@@ -10,6 +10,8 @@ PUBLIC = [
     "Fault",
     "FaultKind",
     "FaultPlan",
+    "Quota",
+    "QuotaHeaders",
     "ReceivedRequest",
     "ScriptEntry",
     "set_testing",
