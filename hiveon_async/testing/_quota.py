@@ -72,6 +72,7 @@ class Quota:
             starts with the quota used up.
 
     Example:
+        >>> from hiveon_async.testing import FakeVendorAPI, Quota
         >>> fake = FakeVendorAPI(quota=Quota(limit=3600, window=3600, used=3600))
     """
 
