@@ -257,6 +257,8 @@ class APIStatusError(HiveonError, _KeepsResponse):
             :class:`~hiveon_async.StopResult`).
     """
 
+    rate_limit: RateLimitState | None = None
+
     def __init__(
         self,
         message: str,
@@ -278,7 +280,8 @@ class APIStatusError(HiveonError, _KeepsResponse):
         self.body = body
         self.request_id = request_id
         self.retry_after = retry_after
-        self.rate_limit = rate_limit
+        if rate_limit is not None:  # else the class's None: one slot less per kept error
+            self.rate_limit = rate_limit
 
 
 class BadRequestError(APIStatusError):
@@ -322,6 +325,8 @@ class ResponseValidationError(HiveonError, _KeepsResponse):
         headers: The response's headers, credentials redacted.
     """
 
+    rate_limit: RateLimitState | None = None
+
     def __init__(
         self,
         message: str,
@@ -338,7 +343,8 @@ class ResponseValidationError(HiveonError, _KeepsResponse):
         )
         self._keep(response)
         self.request_id = request_id
-        self.rate_limit = rate_limit
+        if rate_limit is not None:  # else the class's None: one slot less per kept error
+            self.rate_limit = rate_limit
 
 
 #: The message of every error about a closed client (documented; tests match it).
