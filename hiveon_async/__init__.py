@@ -30,6 +30,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import BatchFailedError, BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._observe import AttemptInfo, RetryInfo
 from ._version import __version__
 
 # A library logs; the application decides where logs go (and nothing is printed by default).
@@ -40,6 +41,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncVendorClient",
+    "AttemptInfo",
     "AuthenticationError",
     "BadRequestError",
     "BatchFailedError",
@@ -54,6 +56,7 @@ __all__ = [
     "RateLimit",
     "RateLimitedError",
     "ResponseValidationError",
+    "RetryInfo",
     "RetryPolicy",
     "ServerError",
     "StopOutcome",

@@ -21,6 +21,7 @@ from ._config import (
 from ._engine import Engine
 from ._errors import InvalidRequestError
 from ._models import BatchReport, StopOutcome, StopResult
+from ._observe import AttemptHook, RetryHook, check_hook
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
 
@@ -67,6 +68,12 @@ class AsyncVendorClient:
             default) uses it when installed, only for a client we build with
             neither ``transport`` nor a proxy from the environment; False
             always uses httpcore's.
+        on_attempt: Called with an :class:`AttemptInfo` after each attempt (every
+            request sent, and how it ended): for metrics or structured logs
+            without OpenTelemetry. Sync, run on the event loop: keep it quick.
+            If it raises, the call goes on; the first failure is logged.
+        on_retry: Called with a :class:`RetryInfo` before each retry's wait;
+            same rules as ``on_attempt``.
 
     Raises:
         InvalidRequestError: A missing or malformed key, a bad URL or setting.
@@ -90,6 +97,8 @@ class AsyncVendorClient:
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         speedups: bool | None = None,
+        on_attempt: AttemptHook | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         try:
             self._set_up(
@@ -103,6 +112,8 @@ class AsyncVendorClient:
                 http_client=http_client,
                 transport=transport,
                 speedups=speedups,
+                on_attempt=on_attempt,
+                on_retry=on_retry,
             )
         except InvalidRequestError as exc:
             error = exc
@@ -126,6 +137,8 @@ class AsyncVendorClient:
         http_client: httpx.AsyncClient | None,
         transport: httpx.AsyncBaseTransport | None,
         speedups: bool | None,
+        on_attempt: AttemptHook | None,
+        on_retry: RetryHook | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
         url = resolve_base_url(base_url)
@@ -170,6 +183,8 @@ class AsyncVendorClient:
                 speedups=speedups,
             ),
             clock=Clock(),
+            on_attempt=check_hook("on_attempt", on_attempt),
+            on_retry=check_hook("on_retry", on_retry),
         )
 
     # -- lifecycle -----------------------------------------------------------------

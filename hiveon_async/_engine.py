@@ -34,6 +34,7 @@ from ._errors import (
     InvalidRequestError,
 )
 from ._models import StopResult
+from ._observe import AttemptHook, Observer, RetryHook, make_observer
 from ._policy._gate import SendGate
 from ._policy._headers import parse_rate_limit
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
@@ -84,6 +85,8 @@ class Engine:
         max_concurrency: Requests in flight at most.
         transports: Settles how requests travel.
         clock: The time, and how to wait.
+        on_attempt: Called after each attempt, or None.
+        on_retry: Called before each retry's wait, or None.
     """
 
     def __init__(
@@ -97,6 +100,8 @@ class Engine:
         max_concurrency: int,
         transports: TransportFactory,
         clock: Clock,
+        on_attempt: AttemptHook | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         self.retry = retry
         self.base_url = str(base_url)
@@ -125,6 +130,13 @@ class Engine:
         weakref.finalize(self, self._forget_secrets)
         # Told when the client closes (a running batch cancels its calls): per batch, not per call.
         self._on_close: set[Callable[[], None]] = set()
+        # Hooks and OpenTelemetry; None when there is neither, so an unobserved call pays nothing.
+        self.observer: Observer | None = make_observer(
+            on_attempt=on_attempt,
+            on_retry=on_retry,
+            base_url=base_url,
+            secrets=(api_key, metadata.get(CLORE_API_KEY, "")),
+        )
 
     @property
     def pool(self) -> str | None:
@@ -240,6 +252,14 @@ class Engine:
                 :class:`~hiveon_async.APITimeoutError` when the deadline passed.
             BaseException: Whatever ``listener.before_attempt`` raised.
         """
+        observer = self.observer
+        if observer is None:
+            return await self._send(call, listener)
+        with observer.observe_call(call):
+            return await self._send(call, listener)
+
+    async def _send(self, call: Call, listener: AttemptListener | None) -> StopResult:
+        """:meth:`send`, unobserved."""
         if call.deadline is None:
             result = await self._attempts(call, listener)
         else:
@@ -289,6 +309,8 @@ class Engine:
                     call.attempts,
                     self.retry.max_attempts,
                 )
+                if self.observer is not None:
+                    self.observer.retrying(call, error, verdict.delay)
             await self.clock.backoff(verdict.delay)
 
     async def _attempt(self, call: Call, listener: AttemptListener | None) -> StopResult:
@@ -313,8 +335,12 @@ class Engine:
             call.attempts += 1
             started = self.clock.now()
             call.status = None
+            observer = self.observer
             try:
-                return await self._exchange(call, sent_at, listener)
+                if observer is None:
+                    return await self._exchange(call, sent_at, listener)
+                with observer.observe_attempt(call):
+                    return await self._exchange(call, sent_at, listener)
             except anyio.get_cancelled_exc_class():
                 call.maybe_applied = True  # cut off mid-exchange: the server may have acted
                 raise

@@ -47,6 +47,16 @@ class StopRequest:
         self._build = build
         self._request: httpx.Request | None = None
 
+    def with_headers(self, extra: Mapping[str, str]) -> StopRequest:
+        """The same request with ``extra`` headers added or replaced (a trace context)."""
+        return StopRequest(
+            url=self.url,
+            path=self.path,
+            headers={**self.headers, **extra},
+            body=self.body,
+            build=self._build,
+        )
+
     @property
     def httpx_request(self) -> httpx.Request:
         """The ``httpx.Request``, built once on first use."""
