@@ -253,7 +253,7 @@ class Engine:
             BaseException: Whatever ``listener.before_attempt`` raised.
         """
         observer = self.observer
-        if observer is None:
+        if observer is None or not observer.enabled:
             return await self._send(call, listener)
         with observer.observe_call(call):
             return await self._send(call, listener)
@@ -309,7 +309,7 @@ class Engine:
                     call.attempts,
                     self.retry.max_attempts,
                 )
-                if self.observer is not None:
+                if self.observer is not None and self.observer.enabled:
                     self.observer.retrying(call, error, verdict.delay)
             await self.clock.backoff(verdict.delay)
 
@@ -337,7 +337,7 @@ class Engine:
             call.status = None
             observer = self.observer
             try:
-                if observer is None:
+                if observer is None or not observer.enabled:
                     return await self._exchange(call, sent_at, listener)
                 with observer.observe_attempt(call):
                     return await self._exchange(call, sent_at, listener)

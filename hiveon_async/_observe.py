@@ -15,6 +15,7 @@ credentials: ``base_url`` refuses them), statuses and error class names.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ HookT = TypeVar("HookT")
 
 #: The name of the tracer and the meter.
 INSTRUMENTATION = "hiveon_async"
+#: Seconds between two looks at whether OpenTelemetry providers have been set.
+RECHECK_SECONDS = 1.0
 #: The route of every attempt, for ``url.template`` and low-cardinality span names.
 URL_TEMPLATE = "/vendors/v1/machines/deployments/{deployment_id}/stop"
 
@@ -118,7 +121,14 @@ class _Telemetry:
 
         self._trace = trace
         self._inject = propagate.inject
+        self._metrics = metrics
         self._inactive = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        self._inactive_meters = _inactive_meter_providers()
+        #: A tracer provider is set (spans are recorded), as of the last :meth:`active`.
+        self.tracing = False
+        #: A meter provider is set (measurements are kept), as of the last :meth:`active`.
+        self.metering = False
+        self._recheck_at = -math.inf
         self.tracer = trace.get_tracer(INSTRUMENTATION, __version__)
         meter = metrics.get_meter(INSTRUMENTATION, __version__)
         self.requests = meter.create_counter(
@@ -142,10 +152,23 @@ class _Telemetry:
             "server.port": port,
         }
 
-    @property
-    def tracing(self) -> bool:
-        """True while a tracer provider is set (spans would be recorded)."""
-        return not isinstance(self._trace.get_tracer_provider(), self._inactive)
+    def active(self) -> bool:
+        """True when a tracer or a meter provider is set; refreshes ``tracing`` and ``metering``.
+
+        Asking OpenTelemetry costs microseconds (it reads the environment), so the
+        answer is kept: for good once both providers are set (the API sets each once
+        per process), else for :data:`RECHECK_SECONDS`, so that a provider set after
+        the client was built is used from then on.
+        """
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            self.tracing = not isinstance(self._trace.get_tracer_provider(), self._inactive)
+            self.metering = not isinstance(
+                self._metrics.get_meter_provider(), self._inactive_meters
+            )
+            both = self.tracing and self.metering
+            self._recheck_at = math.inf if both else now + RECHECK_SECONDS
+        return self.tracing or self.metering
 
     def start_current(
         self, name: str, attributes: dict[str, Any] | None = None
@@ -198,7 +221,18 @@ class Observer:
         self.on_retry = on_retry
         self.telemetry = telemetry
         self._secrets = secrets
+        self._hooked = on_attempt is not None or on_retry is not None
         self._failed_hooks: set[str] = set()
+
+    @property
+    def enabled(self) -> bool:
+        """True when anything listens now: a hook, a tracer provider or a meter provider.
+
+        Checked per call and per attempt; OpenTelemetry installed but unused
+        costs a clock read (see :meth:`_Telemetry.active`).
+        """
+        telemetry = self.telemetry
+        return self._hooked or (telemetry is not None and telemetry.active())
 
     # -- one call --------------------------------------------------------------
 
@@ -263,7 +297,7 @@ class Observer:
         status = call.status
         error_type = None if error is None else _error_type(error, call)
         telemetry = self.telemetry
-        if telemetry is not None:
+        if telemetry is not None and telemetry.metering:
             attributes = dict(telemetry.server)
             if status is not None:
                 attributes["http.response.status_code"] = status
@@ -273,15 +307,15 @@ class Observer:
             telemetry.duration.record(elapsed, attributes)
             if status == 429:
                 telemetry.throttled.add(1, attributes)
-            if span is not None:
-                from opentelemetry.trace import StatusCode
+        if span is not None:
+            from opentelemetry.trace import StatusCode
 
-                if status is not None:
-                    span.set_attribute("http.response.status_code", status)
-                if error_type is not None:
-                    span.set_attribute("error.type", error_type)
-                    span.set_status(StatusCode.ERROR, error_type)
-                span.end()
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error_type is not None:
+                span.set_attribute("error.type", error_type)
+                span.set_status(StatusCode.ERROR, error_type)
+            span.end()
         if self.on_attempt is not None:
             info = AttemptInfo(
                 deployment_id=call.deployment_id,
@@ -297,18 +331,18 @@ class Observer:
         """A failed attempt will be retried after ``wait`` seconds."""
         telemetry = self.telemetry
         cause = _cause(error)
-        if telemetry is not None:
+        if telemetry is not None and telemetry.metering:
             telemetry.retries.add(1, {**telemetry.server, "error.type": _error_type(error, call)})
-            span = call.span
-            if span is not None:
-                span.add_event(
-                    "hiveon.retry",
-                    {
-                        "hiveon.attempt": call.attempts,
-                        "hiveon.retry.wait": wait,
-                        "hiveon.retry.cause": cause,
-                    },
-                )
+        span = call.span
+        if span is not None:
+            span.add_event(
+                "hiveon.retry",
+                {
+                    "hiveon.attempt": call.attempts,
+                    "hiveon.retry.wait": wait,
+                    "hiveon.retry.cause": cause,
+                },
+            )
         if self.on_retry is not None:
             info = RetryInfo(
                 deployment_id=call.deployment_id, attempt=call.attempts, wait=wait, cause=cause
@@ -366,6 +400,17 @@ def make_observer(
     return Observer(on_attempt=on_attempt, on_retry=on_retry, telemetry=telemetry, secrets=secrets)
 
 
+def _inactive_meter_providers() -> tuple[type, ...]:
+    """The meter providers that keep nothing: the no-op one, and the API's default proxy."""
+    from opentelemetry import metrics
+
+    try:  # private, so looked up with care: without it, the proxy's instruments do nothing
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # pragma: no cover - an API version that moved it
+        return (metrics.NoOpMeterProvider,)
+    return (metrics.NoOpMeterProvider, _ProxyMeterProvider)
+
+
 def _open_telemetry(base_url: httpx.URL) -> _Telemetry | None:
     """The OpenTelemetry side, or None when ``opentelemetry-api`` is not installed."""
     try:
@@ -383,7 +428,7 @@ def observe_batch(observer: Observer | None, progress: Any) -> Iterator[None]:
         progress: The batch's :class:`~hiveon_async.BatchProgress`, read at the end.
     """
     telemetry = None if observer is None else observer.telemetry
-    if telemetry is None or not telemetry.tracing:
+    if telemetry is None or not (telemetry.active() and telemetry.tracing):
         yield
         return
     from opentelemetry import context

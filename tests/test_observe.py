@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util._once import Once
 
 from hiveon_async import (
     APIConnectionError,
@@ -30,19 +29,10 @@ from hiveon_async import (
     RetryPolicy,
 )
 from hiveon_async.testing import FakeVendorAPI, Fault
+from tests._otel import reset_otel_globals
 from tests.doubles import WireFake, fake_client
 
 pytestmark = pytest.mark.anyio
-
-
-def _reset_globals() -> None:
-    """Forget the global tracer and meter providers (as OpenTelemetry's own test utilities do)."""
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
-    metrics_internal = sys.modules["opentelemetry.metrics._internal"]
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    metrics_internal._METER_PROVIDER = None  # type: ignore[attr-defined]
-    metrics_internal._PROXY_METER_PROVIDER = metrics_internal._ProxyMeterProvider()  # type: ignore[attr-defined]
 
 
 class Telemetry:
@@ -81,9 +71,9 @@ class Telemetry:
 @pytest.fixture
 def otel() -> Iterator[Telemetry]:
     """OpenTelemetry's SDK with in-memory export, for this test only."""
-    _reset_globals()
+    reset_otel_globals()
     yield Telemetry()
-    _reset_globals()
+    reset_otel_globals()
 
 
 # -- spans --------------------------------------------------------------------------
@@ -194,7 +184,7 @@ async def test_no_span_without_a_tracer_provider(
     anyio_backend: str, api_key: str, clore_key: str
 ) -> None:
     """With OpenTelemetry installed but no provider set, no traceparent is sent."""
-    _reset_globals()
+    reset_otel_globals()
     fake = FakeVendorAPI(api_keys=[api_key], clore_api_key=clore_key)
     seen: list[httpx.Request] = []
     inner = fake.transport()
@@ -212,6 +202,20 @@ async def test_no_span_without_a_tracer_provider(
         await client.stop_deployment("dep-1")
 
     assert "traceparent" not in seen[0].headers
+
+
+async def test_a_provider_set_after_the_client_is_built_is_used(anyio_backend: str) -> None:
+    """A client built before the application sets up OpenTelemetry still records spans."""
+    reset_otel_globals()
+    fake = FakeVendorAPI()
+    try:
+        async with fake.client() as client:
+            telemetry = Telemetry()
+            await client.stop_deployment("dep-1")
+        assert len(telemetry.spans("hiveon.stop_deployment")) == 1
+        assert telemetry.total("hiveon.requests") == 1
+    finally:
+        reset_otel_globals()
 
 
 # -- metrics --------------------------------------------------------------------------
