@@ -232,7 +232,9 @@ class Observer:
         costs a clock read (see :meth:`_Telemetry.active`).
         """
         telemetry = self.telemetry
-        return self._hooked or (telemetry is not None and telemetry.active())
+        # Asked first, even with hooks: it refreshes what the spans and metrics go by.
+        listening = telemetry is not None and telemetry.active()
+        return listening or self._hooked
 
     # -- one call --------------------------------------------------------------
 

@@ -337,6 +337,18 @@ async def test_hooks_see_every_attempt_and_retry(instant_retries: None) -> None:
     assert retry.wait >= 0
 
 
+async def test_hooks_and_spans_work_together(otel: Telemetry) -> None:
+    """With a hook and a tracer provider, both see every attempt."""
+    attempts: list[AttemptInfo] = []
+    fake = FakeVendorAPI()
+    async with fake.client(on_attempt=attempts.append) as client:
+        await client.stop_deployment("dep-1")
+
+    assert len(attempts) == 1
+    assert len(otel.spans("POST")) == 1
+    assert otel.total("hiveon.requests") == 1
+
+
 async def test_a_connection_failure_reaches_on_attempt(
     anyio_backend: str, api_key: str, clore_key: str
 ) -> None:
