@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 import attrs
 import httpx
 
@@ -260,7 +261,11 @@ class Observer:
             error_type = _error_type(exc, call)
             raise
         except BaseException as exc:
-            outcome, error_type = "cancelled", type(exc).__qualname__
+            error_type = type(exc).__qualname__
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                outcome = "cancelled"
+            elif call.attempts == 0:
+                outcome = "skipped"  # a batch that stopped sending refused it before any attempt
             raise
         finally:
             context.detach(token)

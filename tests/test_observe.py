@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from opentelemetry import metrics, trace
@@ -128,6 +129,22 @@ async def test_a_failed_stop_is_an_error_span(otel: Telemetry) -> None:
     assert call.status.status_code is StatusCode.ERROR
     assert call.attributes["hiveon.outcome"] == "failed"
     assert call.attributes["error.type"] == "404"
+    [attempt] = otel.spans("POST")
+    assert attempt.status.status_code is StatusCode.ERROR
+
+
+async def test_a_cancelled_stop_ends_its_spans(otel: Telemetry) -> None:
+    """A stop cancelled mid-request ends its span as cancelled, maybe applied."""
+    fake = FakeVendorAPI()
+    fake.script("dep-1", [Fault.stall(seconds=30)])
+    async with fake.client() as client:
+        with anyio.move_on_after(0.1):
+            await client.stop_deployment("dep-1")
+
+    [call] = otel.spans("hiveon.stop_deployment")
+    assert call.attributes is not None
+    assert call.attributes["hiveon.outcome"] == "cancelled"
+    assert call.attributes["hiveon.maybe_applied"] is True
     [attempt] = otel.spans("POST")
     assert attempt.status.status_code is StatusCode.ERROR
 
