@@ -135,7 +135,6 @@ class Engine:
             on_attempt=on_attempt,
             on_retry=on_retry,
             base_url=base_url,
-            secrets=(api_key, metadata.get(CLORE_API_KEY, "")),
         )
 
     @property

@@ -216,12 +216,10 @@ class Observer:
         on_attempt: AttemptHook | None,
         on_retry: RetryHook | None,
         telemetry: _Telemetry | None,
-        secrets: tuple[str, ...],
     ) -> None:
         self.on_attempt = on_attempt
         self.on_retry = on_retry
         self.telemetry = telemetry
-        self._secrets = secrets
         self._hooked = on_attempt is not None or on_retry is not None
         self._failed_hooks: set[str] = set()
 
@@ -332,7 +330,7 @@ class Observer:
                 error_type=None if error is None else type(error).__name__,
                 maybe_applied=call.maybe_applied,
             )
-            self._call_hook("on_attempt", self.on_attempt, info)
+            self._call_hook("on_attempt", self.on_attempt, info, call)
 
     def retrying(self, call: Call, error: HiveonError, wait: float) -> None:
         """A failed attempt will be retried after ``wait`` seconds."""
@@ -354,9 +352,11 @@ class Observer:
             info = RetryInfo(
                 deployment_id=call.deployment_id, attempt=call.attempts, wait=wait, cause=cause
             )
-            self._call_hook("on_retry", self.on_retry, info)
+            self._call_hook("on_retry", self.on_retry, info, call)
 
-    def _call_hook(self, name: str, hook: Callable[[Any], object], info: object) -> None:
+    def _call_hook(
+        self, name: str, hook: Callable[[Any], object], info: object, call: Call
+    ) -> None:
         """Run a hook; one that raises never breaks the call, and is logged once per client."""
         try:
             hook(info)
@@ -369,7 +369,7 @@ class Observer:
                 "the %s hook raised %s: %s (ignored; logged once per client)",
                 name,
                 type(exc).__name__,
-                redact_text(str(exc), self._secrets),
+                redact_text(str(exc), call.secrets),
             )
 
 
@@ -398,13 +398,12 @@ def make_observer(
     on_attempt: AttemptHook | None,
     on_retry: RetryHook | None,
     base_url: httpx.URL,
-    secrets: tuple[str, ...],
 ) -> Observer | None:
     """The observer of a new client, or None when there is nothing to tell."""
     telemetry = _open_telemetry(base_url)
     if telemetry is None and on_attempt is None and on_retry is None:
         return None
-    return Observer(on_attempt=on_attempt, on_retry=on_retry, telemetry=telemetry, secrets=secrets)
+    return Observer(on_attempt=on_attempt, on_retry=on_retry, telemetry=telemetry)
 
 
 def _inactive_meter_providers() -> tuple[type, ...]:

@@ -391,24 +391,28 @@ async def test_a_connection_failure_reaches_on_attempt(
 
 
 async def test_a_raising_hook_never_breaks_the_call(
-    caplog: pytest.LogCaptureFixture, api_key: str, instant_retries: None
+    caplog: pytest.LogCaptureFixture, api_key: str, clore_key: str, instant_retries: None
 ) -> None:
     """A hook that raises is ignored; the first failure is logged once, without secrets."""
 
     def broken(info: object) -> None:
-        raise RuntimeError(f"hook broke with {api_key}")
+        raise RuntimeError(f"hook broke with {api_key} and {clore_key}")
 
-    fake = FakeVendorAPI(api_keys=[api_key])
+    fake = FakeVendorAPI(api_keys=[api_key], clore_api_key=clore_key)
     fake.script("dep-1", [503])
     with caplog.at_level(logging.WARNING, logger="hiveon_async"):
-        async with fake.client(api_key=api_key, on_attempt=broken, on_retry=broken) as client:
-            result = await client.stop_deployment("dep-1")
-            await client.stop_deployment("dep-2")
+        async with fake.client(
+            api_key=api_key, metadata={}, on_attempt=broken, on_retry=broken
+        ) as client:
+            # The CLORE_API_KEY comes with the call, not the client: redacted all the same.
+            result = await client.stop_deployment("dep-1", metadata={"CLORE_API_KEY": clore_key})
+            await client.stop_deployment("dep-2", metadata={"CLORE_API_KEY": clore_key})
 
     assert result.deployment_id == "dep-1"
     messages = [r.getMessage() for r in caplog.records if "hook raised" in r.getMessage()]
     assert len(messages) == 2  # once for on_attempt, once for on_retry
-    assert all("RuntimeError" in m and api_key not in m for m in messages)
+    assert all("RuntimeError" in m and "[redacted]" in m for m in messages)
+    assert all(api_key not in m and clore_key not in m for m in messages)
     assert all(r.exc_info is None for r in caplog.records)
 
 
