@@ -10,6 +10,7 @@ transport. It knows nothing of retries, rate limits or batches.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -49,13 +50,11 @@ class StopRequest:
 
     def with_headers(self, extra: Mapping[str, str]) -> StopRequest:
         """The same request with ``extra`` headers added or replaced (a trace context)."""
-        return StopRequest(
-            url=self.url,
-            path=self.path,
-            headers={**self.headers, **extra},
-            body=self.body,
-            build=self._build,
-        )
+        # A copy, so that every other field (a later one too) carries over unchanged.
+        request = copy.copy(self)
+        request.headers = {**self.headers, **extra}
+        request._request = None  # built again, with the new headers, when needed
+        return request
 
     @property
     def httpx_request(self) -> httpx.Request:
