@@ -30,6 +30,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import BatchFailedError, BatchReport, OutcomeStatus, StopOutcome, StopResult
+from ._observe import AttemptInfo, RetryInfo
 from ._quota import QuotaPolicy, RateLimitState
 from ._version import __version__
 
@@ -41,6 +42,7 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncVendorClient",
+    "AttemptInfo",
     "AuthenticationError",
     "BadRequestError",
     "BatchFailedError",
@@ -57,6 +59,7 @@ __all__ = [
     "RateLimitState",
     "RateLimitedError",
     "ResponseValidationError",
+    "RetryInfo",
     "RetryPolicy",
     "ServerError",
     "StopOutcome",

@@ -52,6 +52,7 @@ from ._models import (
     StopOutcome,
     StopResult,
 )
+from ._observe import observe_batch
 from ._redact import drop_frames, scrub_chain
 from ._request import plain_str, type_name
 
@@ -328,7 +329,7 @@ class _Batch:
         self.engine.slots.grow(extra)
         forget = self.engine.notify_on_close(self._client_closed)
         try:
-            with _single_error():
+            with _single_error(), observe_batch(self.engine.observer, self.progress):
                 async with anyio.create_task_group() as feeding:
                     if self.source.needs_feeder:
                         feeding.start_soon(self.source.feed)

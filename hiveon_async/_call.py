@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._transport import StopRequest
 
 __all__ = ["Call"]
@@ -19,6 +21,7 @@ class Call:
         attempts: Requests sent so far.
         maybe_applied: True once an attempt may have reached the server.
         status: The status of the latest answer, None before one (or after no response).
+        span: The call's OpenTelemetry span while one is recorded, else None.
     """
 
     __slots__ = (
@@ -28,6 +31,7 @@ class Call:
         "maybe_applied",
         "request",
         "secrets",
+        "span",
         "started",
         "status",
     )
@@ -49,3 +53,5 @@ class Call:
         self.attempts = 0
         self.maybe_applied = False
         self.status: int | None = None
+        # Any: this leaf must not import OpenTelemetry, which may not even be installed.
+        self.span: Any = None

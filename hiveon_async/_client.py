@@ -20,6 +20,7 @@ from ._engine import Engine
 from ._errors import ClientClosedError, InvalidRequestError
 from ._http_library import HTTPX, HttpLibrary, library_of
 from ._models import BatchReport, StopOutcome, StopResult
+from ._observe import AttemptHook, RetryHook, check_hook
 from ._policy._shared import resolve_redis_url
 from ._request import default_metadata, resolve_api_key, resolve_base_url
 from ._transport import TransportFactory
@@ -85,6 +86,12 @@ class AsyncVendorClient:
             None reads ``$HIVEON_REDIS_URL``; unset, the limit is this
             client's alone. Needs ``rate_limit``, and asyncio (refused under
             trio). See "Running many processes" in the docs.
+        on_attempt: Called with an :class:`AttemptInfo` after each attempt (every
+            request sent, and how it ended): for metrics or structured logs
+            without OpenTelemetry. Sync, run on the event loop: keep it quick.
+            If it raises, the call goes on; the first failure is logged.
+        on_retry: Called with a :class:`RetryInfo` before each retry's wait;
+            same rules as ``on_attempt``.
 
     Raises:
         InvalidRequestError: A missing or malformed key, a bad URL or setting,
@@ -110,6 +117,8 @@ class AsyncVendorClient:
         transport: AnyTransport | None = None,
         speedups: bool | None = None,
         redis_url: str | None = None,
+        on_attempt: AttemptHook | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         try:
             self._set_up(
@@ -124,6 +133,8 @@ class AsyncVendorClient:
                 transport=transport,
                 speedups=speedups,
                 redis_url=redis_url,
+                on_attempt=on_attempt,
+                on_retry=on_retry,
             )
         except InvalidRequestError as exc:
             error = exc
@@ -148,6 +159,8 @@ class AsyncVendorClient:
         transport: AnyTransport | None,
         speedups: bool | None,
         redis_url: str | None,
+        on_attempt: AttemptHook | None,
+        on_retry: RetryHook | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
         redis_url = resolve_redis_url(redis_url, rate_limit)
@@ -194,6 +207,8 @@ class AsyncVendorClient:
             ),
             clock=Clock(),
             redis_url=redis_url,
+            on_attempt=check_hook("on_attempt", on_attempt),
+            on_retry=check_hook("on_retry", on_retry),
         )
 
     # -- derived clients -------------------------------------------------------------

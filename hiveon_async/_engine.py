@@ -35,6 +35,7 @@ from ._errors import (
     InvalidRequestError,
 )
 from ._models import StopResult
+from ._observe import AttemptHook, Observer, RetryHook, make_observer
 from ._policy._gate import SendGate
 from ._policy._headers import parse_rate_limit
 from ._policy._retry import GiveUp, RetryBudget, decide, describe
@@ -91,6 +92,8 @@ class Engine:
         clock: The time, and how to wait.
         redis_url: Share ``rate_limit`` (and 503 holds) through this Redis with every
             client on the same key and base URL, or None (already checked).
+        on_attempt: Called after each attempt, or None.
+        on_retry: Called before each retry's wait, or None.
     """
 
     def __init__(
@@ -105,6 +108,8 @@ class Engine:
         transports: TransportFactory,
         clock: Clock,
         redis_url: str | None = None,
+        on_attempt: AttemptHook | None = None,
+        on_retry: RetryHook | None = None,
     ) -> None:
         self.retry = retry
         self.base_url = str(base_url)
@@ -137,6 +142,12 @@ class Engine:
         self._closed = False
         # Told when the client closes (a running batch cancels its calls): per batch, not per call.
         self._on_close: set[Callable[[], None]] = set()
+        # Hooks and OpenTelemetry; None when there is neither, so an unobserved call pays nothing.
+        self.observer: Observer | None = make_observer(
+            on_attempt=on_attempt,
+            on_retry=on_retry,
+            base_url=base_url,
+        )
         self._hide_secrets()
 
     def _hide_secrets(self) -> None:
@@ -315,6 +326,14 @@ class Engine:
                 :class:`~hiveon_async.APITimeoutError` when the deadline passed.
             BaseException: Whatever ``listener.before_attempt`` raised.
         """
+        observer = self.observer
+        if observer is None or not observer.enabled:
+            return await self._send(call, listener)
+        with observer.observe_call(call):
+            return await self._send(call, listener)
+
+    async def _send(self, call: Call, listener: AttemptListener | None) -> StopResult:
+        """:meth:`send`, unobserved."""
         try:
             if call.deadline is None:
                 result = await self._attempts(call, listener)
@@ -368,6 +387,8 @@ class Engine:
                     call.attempts,
                     self.retry.max_attempts,
                 )
+                if self.observer is not None and self.observer.enabled:
+                    self.observer.retrying(call, error, verdict.delay)
             await self.clock.backoff(verdict.delay)
 
     async def _attempt(self, call: Call, listener: AttemptListener | None) -> StopResult:
@@ -392,8 +413,12 @@ class Engine:
             call.attempts += 1
             started = self.clock.now()
             call.status = None
+            observer = self.observer
             try:
-                return await self._exchange(call, sent_at, listener)
+                if observer is None or not observer.enabled:
+                    return await self._exchange(call, sent_at, listener)
+                with observer.observe_attempt(call):
+                    return await self._exchange(call, sent_at, listener)
             except anyio.get_cancelled_exc_class():
                 call.maybe_applied = True  # cut off mid-exchange: the server may have acted
                 raise

@@ -16,6 +16,7 @@ import doctest
 import importlib
 import importlib.util
 import json
+import logging
 import pkgutil
 import re
 import sys
@@ -30,11 +31,15 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import hiveon_async
 from hiveon_async import AsyncVendorClient, BatchReport, RetryPolicy
 from hiveon_async.testing import FakeVendorAPI, Fault, FaultPlan
+from tests._otel import reset_otel_globals
 from tests.doubles import served_vendor
 from tests.policy.redis_server import RedisServer, redis_binary
 
@@ -323,6 +328,64 @@ async def test_own_httpx2_client(
     fake.script("dep-2", ["reset"] * 10)
     await load_example("own_httpx2_client").main()
     assert capsys.readouterr().out == "stopped dep-1\nAPIConnectionError from httpx2\n"
+
+
+@runs("hooks")
+@pytest.mark.anyio
+async def test_hooks(
+    fake_in_env: Callable[..., FakeVendorAPI],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hooks count every attempt by status and log every retry."""
+    fake = fake_in_env()
+    fake.script("dep-1", [503])
+    with caplog.at_level(logging.WARNING, logger="fleet"):
+        await load_example("hooks").main()
+    assert capsys.readouterr().out == "stopped dep-1\nattempts by status: {'200': 1, '503': 1}\n"
+    assert "retrying dep-1 in" in caplog.text
+    assert "after HTTP 503 (attempt 1)" in caplog.text
+
+
+@runs("otel_tracing")
+@pytest.mark.anyio
+async def test_otel_tracing(
+    fake_in_env: Callable[..., FakeVendorAPI], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's span holds the batch's, which holds each call's, which holds its attempt's."""
+    fake_in_env()
+    example = load_example("otel_tracing")
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    reset_otel_globals()
+    try:
+        example.set_up_telemetry(spans, reader)
+        await example.main()
+        trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
+        data = reader.get_metrics_data()
+    finally:
+        reset_otel_globals()
+    assert capsys.readouterr().out == "stopped 3\n"
+    finished = spans.get_finished_spans()
+    by_id = {span.context.span_id: span for span in finished}
+    parents = {
+        span.name: by_id[span.parent.span_id].name for span in finished if span.parent is not None
+    }
+    assert parents == {
+        "hiveon.stop_deployments": "drain-rack-7",
+        "hiveon.stop_deployment": "hiveon.stop_deployments",
+        "POST": "hiveon.stop_deployment",
+    }
+    assert sorted(span.name for span in finished).count("POST") == 3
+    assert data is not None
+    requests = [
+        point.value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "hiveon.requests"
+        for point in metric.data.data_points
+    ]
+    assert sum(requests) == 3
 
 
 # -- the web backend ---------------------------------------------------------------

@@ -29,6 +29,9 @@ DESIGNED = {
     "RateLimitedError",
     "ServerError",
     "ResponseValidationError",
+    # what the observability hooks receive
+    "AttemptInfo",
+    "RetryInfo",
 }
 
 

@@ -11,6 +11,7 @@ nothing of retries, rate limits or batches.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -68,6 +69,14 @@ class StopRequest:
         self.timeout = timeout
         self._build = build
         self._request: httpx.Request | None = None
+
+    def with_headers(self, extra: Mapping[str, str]) -> StopRequest:
+        """The same request with ``extra`` headers added or replaced (a trace context)."""
+        # A copy, so that every other field (a later one too) carries over unchanged.
+        request = copy.copy(self)
+        request.headers = {**self.headers, **extra}
+        request._request = None  # built again, with the new headers, when needed
+        return request
 
     @property
     def httpx_request(self) -> httpx.Request:

@@ -15,6 +15,7 @@ from hiveon_async import (
     APIStatusError,
     APITimeoutError,
     AsyncVendorClient,
+    AttemptInfo,
     AuthenticationError,
     BadRequestError,
     BatchFailedError,
@@ -30,6 +31,7 @@ from hiveon_async import (
     RateLimitedError,
     RateLimitState,
     ResponseValidationError,
+    RetryInfo,
     RetryPolicy,
     ServerError,
     StopOutcome,
@@ -74,6 +76,27 @@ def every_keyword(http_client: httpx.AsyncClient) -> list[AsyncVendorClient]:
         AsyncVendorClient(rate_limit=limit, redis_url="rediss://:password@redis.internal:6380/0"),
         AsyncVendorClient(rate_limit=limit, redis_url=None),
     ]
+
+
+def hooks() -> AsyncVendorClient:
+    """The observability hooks: callables of AttemptInfo and RetryInfo; any return is ignored."""
+    seen: list[AttemptInfo] = []
+
+    def on_retry(info: RetryInfo) -> None:
+        cause: str = info.cause
+        wait: float = info.wait
+        attempt: int = info.attempt
+        deployment_id: str = info.deployment_id
+        del cause, wait, attempt, deployment_id
+
+    info = seen[0] if seen else None
+    if info is not None:
+        status: int | None = info.status
+        elapsed: float = info.elapsed
+        error_type: str | None = info.error_type
+        maybe_applied: bool = info.maybe_applied
+        del status, elapsed, error_type, maybe_applied
+    return AsyncVendorClient(on_attempt=seen.append, on_retry=on_retry)
 
 
 async def ids() -> AsyncIterator[str]:
