@@ -194,29 +194,30 @@ class _KeepsResponse:
     headers, body and request, not the same object.
     """
 
-    _packed: _PackedResponse | None
-    _unpacked: httpx.Response | None
+    # One attribute, not two: a batch keeps an error per failed id, and each attribute
+    # of an error is a slot in its __dict__ (an eleventh one doubles the dict's table).
+    _kept: httpx.Response | _PackedResponse | None
 
     def _keep(self, response: httpx.Response | None) -> None:
-        self._packed, self._unpacked = None, response
+        self._kept = response
 
     def _compact(self) -> None:
         """Keep the response packed from now on (a batch does, for each outcome it keeps)."""
-        response = self._unpacked
-        if response is None:
+        response = self._kept
+        if response is None or isinstance(response, _PackedResponse):
             return
         try:
-            self._packed = _PackedResponse(response)
+            self._kept = _PackedResponse(response)
         except RuntimeError:  # no request set on it, or a body not read: kept as it is
             return
-        self._unpacked = None
 
     @property
     def response(self) -> Any:
         """The response (a copy without credentials, its body already read and capped)."""
-        if self._unpacked is None and self._packed is not None:
-            self._unpacked = self._packed.unpack()
-        return self._unpacked
+        kept = self._kept
+        if isinstance(kept, _PackedResponse):
+            kept = self._kept = kept.unpack()  # rebuilt once; the same object from then on
+        return kept
 
     @response.setter
     def response(self, response: httpx.Response | None) -> None:
