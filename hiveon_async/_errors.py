@@ -31,9 +31,10 @@ error has its ``X-API-Key`` header and its body removed.
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._response_headers import ResponseHeaders
 
 if TYPE_CHECKING:
     import httpx
@@ -232,14 +233,7 @@ class _KeepsResponse:
         Empty when there was no response.
         """
         response = self.response
-        if response is None:
-            return {}
-        headers: dict[str, str] = {}
-        for name, value in response.headers.raw:
-            key = name.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        return types.MappingProxyType(headers)
+        return ResponseHeaders(() if response is None else response.headers.raw)
 
 
 class APIStatusError(HiveonError, _KeepsResponse):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import types
 from collections.abc import Iterator, Mapping
 
 import attrs
 
 from ._errors import HiveonError
 from ._quota import RateLimitState
+from ._response_headers import ResponseHeaders
 
 __all__ = [
     "BASE_URL_HINT",
@@ -23,7 +23,7 @@ __all__ = [
 
 
 #: No headers: the ``headers`` of a result made without a response.
-NO_HEADERS: Mapping[str, str] = types.MappingProxyType({})
+NO_HEADERS: Mapping[str, str] = ResponseHeaders()
 
 
 @attrs.frozen(kw_only=True)
@@ -51,7 +51,7 @@ class StopResult:
             credential a server echoed back, reads ``[redacted]``. In a
             :class:`BatchReport` an outcome's result keeps none (empty): a
             report of a million ids would keep a million sets; ``on_outcome``
-            and the stream see them.
+            and the stream see them. Not compared by ``==``.
 
     Example:
         >>> result = await client.stop_deployment("dep-1")  # doctest: +SKIP
@@ -63,7 +63,7 @@ class StopResult:
     attempts: int = 1
     elapsed: float = 0.0
     rate_limit: RateLimitState | None = None
-    headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, repr=False)
+    headers: Mapping[str, str] = attrs.field(default=NO_HEADERS, repr=False, eq=False)
 
 
 class OutcomeStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str() for users

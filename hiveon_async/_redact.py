@@ -13,9 +13,8 @@ import json
 import logging
 import re
 import threading
-import types
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import httpx
 
@@ -27,6 +26,7 @@ SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization",
 #: Headers about the body as it came over the wire, which a kept copy no longer is.
 _FRAMING = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
 _KEEP_ALL: frozenset[bytes] = frozenset()
+_SECRET_HEADER_NAMES = frozenset(name.encode() for name in SECRET_HEADERS)
 
 # Printable ASCII but quotes and backslashes: what no JSON or repr escaping changes.
 _ONE_SPELLING = re.compile(r"[ !#-&(-\[\]-~]+")
@@ -110,31 +110,31 @@ def _safe_headers(
     return headers
 
 
-def safe_header_map(
+def safe_raw_headers(
     raw: Sequence[tuple[bytes, bytes]], secrets: Sequence[str]
-) -> Mapping[str, str]:
-    """Return response headers to keep on a result: read-only, secrets redacted.
+) -> Sequence[tuple[bytes, bytes]]:
+    """Return response headers safe to keep on a result: ``raw`` itself when it is.
 
-    Names are lower-cased and values decoded as Latin-1 (what HTTP allows);
-    a repeated header's values are joined with ``", "``, as HTTP reads them.
+    Every success passes here, so the common case is one look at the values:
+    each is redacted (and a credential header's value replaced) only when a
+    secret, a credential header, or a credential-looking JSON member may be
+    among them.
 
     Args:
         raw: The headers as received: (name, value) pairs of bytes.
         secrets: Values to hide (a server may echo them).
     """
-    # Every success passes here: the values are looked at once, and redacted one by one
-    # only when a secret, or a credential-looking JSON member, may be among them.
-    values = b"\n".join([value for _, value in raw])
-    if (b'"' in values and _SECRET_MEMBER_BYTES.search(values)) or any(
-        _may_hold(values, secret) for secret in secrets
-    ):
-        raw = _safe_headers(raw, _KEEP_ALL, secrets)
-    headers: dict[str, str] = {}
+    values = []
     for name, value in raw:
-        key = name.decode("latin-1").lower()
-        text = REDACTED if key in SECRET_HEADERS else value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return types.MappingProxyType(headers)
+        if name.lower() in _SECRET_HEADER_NAMES:
+            return _safe_headers(raw, _KEEP_ALL, secrets)
+        values.append(value)
+    joined = b"\n".join(values)
+    if (b'"' in joined and _SECRET_MEMBER_BYTES.search(joined)) or any(
+        _may_hold(joined, secret) for secret in secrets
+    ):
+        return _safe_headers(raw, _KEEP_ALL, secrets)
+    return raw
 
 
 def _may_hold(data: bytes, secret: str) -> bool:
@@ -145,6 +145,8 @@ def _may_hold(data: bytes, secret: str) -> bool:
     """
     if not secret:
         return False
+    if secret.isalnum() and secret.isascii():  # the common key: a plain search decides
+        return secret.encode() in data
     if _ONE_SPELLING.fullmatch(secret):
         return secret.encode() in data
     return True

@@ -35,7 +35,8 @@ from ._errors import (
 from ._http_library import HTTPX, HttpLibrary
 from ._models import StopResult
 from ._quota import RateLimitState
-from ._redact import redact_text, safe_header_map, safe_request, safe_response, scrub_chain
+from ._redact import redact_text, safe_raw_headers, safe_request, safe_response, scrub_chain
+from ._response_headers import ResponseHeaders
 from ._transport import Answer
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -93,6 +94,14 @@ def _error_text(body: bytes, secrets: Sequence[str]) -> str:
     # secret and leave its head unrecognised.
     text = body.decode("utf-8", errors="replace")
     return redact_text(text, secrets)[:MAX_ERROR_BODY_CHARS]
+
+
+def _first(raw: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of the first header called ``name`` (lower-case), decoded, or None."""
+    for key, value in raw:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def status_error(
@@ -220,14 +229,14 @@ def interpret(
     if 200 <= status < 300:
         problem = answer.problem or body_problem(answer.body, call.deployment_id)
         if problem is None:
-            headers = safe_header_map(answer.raw_headers, call.secrets)  # already redacted
+            raw = safe_raw_headers(answer.raw_headers, call.secrets)
             return StopResult(
                 deployment_id=call.deployment_id,
-                request_id=headers.get("x-request-id"),
+                request_id=_first(raw, b"x-request-id"),
                 attempts=call.attempts,
                 elapsed=elapsed,
                 rate_limit=rate_limit,
-                headers=headers,
+                headers=ResponseHeaders(raw),
             )
         call.maybe_applied = True  # the server said it acted; only its answer is unusable
         raise validation_error(problem, answer.response, answer.body, call, rate_limit=rate_limit)

@@ -8,10 +8,11 @@ import pytest
 from hiveon_async._redact import (
     REDACTED,
     redact_text,
-    safe_header_map,
+    safe_raw_headers,
     safe_request,
     safe_response,
 )
+from hiveon_async._response_headers import ResponseHeaders
 
 KEYS = ("hk-123456", "ck-abcdef")
 
@@ -111,9 +112,12 @@ def test_result_headers_hide_secrets_however_they_are_spelled() -> None:
         (b"X-API-Key", b"anything"),
         (b"X-Plain", b"twice"),
     ]
-    headers = safe_header_map(raw, [secret])
+    headers = ResponseHeaders(safe_raw_headers(raw, [secret]))
     assert headers["x-plain"] == "no secret here, twice"
     assert headers["x-echo"] == 'quoted: "[redacted]"'
     assert "somebody-elses" not in headers["x-json"]
     assert headers["x-api-key"] == "[redacted]"
-    assert safe_header_map([(b"X-Key", b"plain-key-1")], ["plain-key-1"]) == {"x-key": "[redacted]"}
+    plain = ResponseHeaders(safe_raw_headers([(b"X-Key", b"plain-key-1")], ["plain-key-1"]))
+    assert plain == {"x-key": "[redacted]"}
+    untouched = [(b"X-Plain", b"nothing to hide")]
+    assert safe_raw_headers(untouched, ["plain-key-1"]) is untouched  # the common case: no copy
