@@ -57,6 +57,10 @@ SLOW_START_END = 64
 #: Seconds a full window waits for an answer; then slow start ends (one slow
 #: answer must not hold the whole client back).
 WINDOW_WAIT = 1.0
+#: A 429 whose ``Retry-After`` is at least this long speaks of a quota per window (a
+#: minute, an hour), not of a rate: every task holds until then, and the gate learns
+#: how many requests a window allows (see :meth:`SendGate.on_response`).
+QUOTA_RETRY_AFTER = 2.0
 
 
 class _Turn:
@@ -111,6 +115,15 @@ class SendGate:
         self._credit: int | None = None
         self._credit_until = -float("inf")
         self._room_wanted = False  # the head waits on _room (slow start's window, or credit)
+        # A quota per window, learned from 429s with a long Retry-After: the pace it
+        # allows (requests/s), the window's length (the Retry-After that taught it), when
+        # the current window opened (None: at the first send), how many of its requests
+        # got through, and until when all sending holds.
+        self._window_rate: float | None = None
+        self._window_period = 0.0
+        self._quota_opened: float | None = None
+        self._quota_admitted = 0
+        self._quota_held_until = -float("inf")
         #: The longest hold the headers may impose (the retry policy's max_retry_after).
         self.max_hold = 60.0
 
@@ -143,14 +156,13 @@ class SendGate:
 
     @property
     def paced_rate(self) -> float | None:
-        """Requests/s learned from 429s or read from headers, the lower; None when neither."""
+        """Requests/s learned from 429s or read from headers, the lowest; None when none."""
         learned = None if self.pacer is None else self.pacer.rate
         advertised = self._advertised
         if advertised is not None and self.clock.now() >= self._advertised_until:
             advertised = None  # the server stopped saying: back to learning
-        if learned is None or advertised is None:
-            return learned if advertised is None else advertised
-        return min(learned, advertised)
+        rates = [rate for rate in (learned, advertised, self._window_rate) if rate is not None]
+        return min(rates, default=None)
 
     def _paused(self, now: float) -> bool:
         return now < self._paused_until and not self.clock.testing
@@ -370,6 +382,52 @@ class SendGate:
         self._window = window + 1
         self._wake()
 
+    def _quota_refused(self, now: float, sent_at: float, retry_after: float) -> None:
+        """A 429 with a long ``Retry-After``: hold everyone until then; learn the window's pace.
+
+        Requests sent before the hold began are refused too, as they come back;
+        they teach nothing more. The window that closed allowed what got through
+        since it opened, over as long as it was open (``retry_after`` seconds at
+        least): from the hold's end sending keeps that pace (less :data:`HEADROOM`),
+        and the next window's allowance is not sent at once. A
+        server counting a sliding window lets its count decay through the next
+        window (HAProxy's ``http_req_rate`` weighs the last period in), so a
+        burst when the hold ends would be refused; a fixed window is used whole
+        at that pace too, and a refusal near its end is one more hold.
+        """
+        if sent_at < self._quota_held_until or now < self._quota_held_until:
+            return  # sent before the window closed, or while holding: nothing new
+        if self._window is not None:
+            self._end_slow_start()
+        admitted = self._quota_admitted
+        rate = self._window_rate
+        hold = retry_after
+        if admitted > 0 or rate is None:
+            # What got through since the window opened, over as long as it was open (a
+            # window used at a pace), or over the Retry-After (one used in a burst).
+            opened = now if self._quota_opened is None else self._quota_opened
+            took = max(now - opened, retry_after)
+            rate = max(max(admitted, 1) / took * HEADROOM, MIN_ADVISED_RATE / 10)
+        else:
+            # Refused before anything got through since the last hold: the window is
+            # opening as the server's count of the last one fades (HAProxy weighs it in
+            # for a whole period); the pace learned stands, and a short hold will do.
+            hold = min(retry_after, self._window_period / 10)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "quota used up for %.0fs: every task holds; %d got through, paced at "
+                "%.2f requests/s from then",
+                retry_after,
+                admitted,
+                rate,
+            )
+        self._window_rate = rate
+        if admitted > 0:
+            self._window_period = retry_after
+        self._quota_held_until = self._quota_opened = now + hold
+        self._quota_admitted = 0
+        self.pause(hold)
+
     def pause(self, seconds: float, *, share: bool = True) -> None:
         """Hold all sending for ``seconds`` from now (a 503's ``Retry-After``).
 
@@ -402,6 +460,7 @@ class SendGate:
             self._end_slow_start()  # the server says its limit: no need to find it by slow start
         remaining, reset = state.remaining, state.reset
         if remaining is not None:
+            self._window_rate = None  # the server counts for us: no window pace to learn
             # The attempts in flight besides this one: the server may not have counted them.
             self._credit = remaining - max(self._in_flight - 1, 0)
             self._credit_until = now + (ADVICE_LIFETIME if reset is None else reset)
@@ -426,7 +485,17 @@ class SendGate:
             return
         now = self.clock.now()
         if not throttled:
+            opened = self._quota_opened
+            if opened is None:
+                self._quota_opened = sent_at
+                self._quota_admitted = 1
+            elif sent_at >= opened:
+                self._quota_admitted += 1
             self.pacer.on_success(now, sent_at)
+            return
+        if retry_after is not None and retry_after >= QUOTA_RETRY_AFTER:
+            if not self.clock.testing:
+                self._quota_refused(now, sent_at, retry_after)
             return
         if self._window is not None:
             # A 429 in slow start: halve the window (a random refusal only slows the

@@ -10,6 +10,7 @@ runs in a second or two and gives the same figures every time.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,7 +19,15 @@ from hiveon_async._policy._gate import SendGate
 
 from .fake_time import FakeTime
 
-__all__ = ["BatchRun", "Limiter", "SlidingWindow", "TokenBucket", "run_batch"]
+__all__ = [
+    "BatchRun",
+    "FixedWindow",
+    "HaproxyRate",
+    "Limiter",
+    "SlidingWindow",
+    "TokenBucket",
+    "run_batch",
+]
 
 
 class Limiter(Protocol):
@@ -48,11 +57,14 @@ class TokenBucket:
 
 
 class SlidingWindow:
-    """HAProxy ``sc_http_req_rate(0) gt R`` over 1 s: every request counts, refused or not."""
+    """``quota`` requests in any ``window`` seconds; every request counts, refused or not.
 
-    def __init__(self, rate: int, window: float = 1.0) -> None:
-        self.rate = float(rate)
-        self.burst = rate
+    Over 1 s this is HAProxy's ``sc_http_req_rate(0) gt quota``, read exactly.
+    """
+
+    def __init__(self, quota: int, window: float = 1.0) -> None:
+        self.rate = quota / window
+        self.burst = quota
         self._window = window
         self._seen: deque[float] = deque()
 
@@ -61,7 +73,70 @@ class SlidingWindow:
         seen.append(now)
         while seen[0] <= now - self._window:
             seen.popleft()
-        return len(seen) <= self.rate
+        return len(seen) <= self.burst
+
+
+class HaproxyRate:
+    """HAProxy's ``http_req_rate(<window>)``: this period's count plus the last one's, fading.
+
+    The rate at ``now`` is the current period's count plus the previous period's
+    weighted by the share of the window still to run; every request counts,
+    refused or not; over ``quota`` is refused. A burst therefore keeps refusing
+    well into the next period: its count fades out linearly.
+    """
+
+    def __init__(self, quota: int, window: float) -> None:
+        self.rate = quota / window
+        self.burst = quota
+        self._quota = quota
+        self._window = window
+        self._period = 0
+        self._current = 0
+        self._previous = 0
+
+    def admit(self, now: float) -> bool:
+        period = int(now // self._window)
+        if period != self._period:
+            self._previous = self._current if period == self._period + 1 else 0
+            self._period, self._current = period, 0
+        self._current += 1
+        elapsed = now - period * self._window
+        rate = self._current + self._previous * (self._window - elapsed) / self._window
+        return rate <= self._quota
+
+
+class FixedWindow:
+    """``quota`` requests per fixed window of ``window`` seconds; refused until it ends.
+
+    Windows start at ``offset`` + k x ``window``; ``spent`` requests of the first one
+    are used before the batch (an earlier run). A refusal's ``Retry-After`` is the
+    whole seconds until the window ends, as a quota server says it.
+    """
+
+    def __init__(self, quota: int, window: float, *, offset: float = 0.0, spent: int = 0) -> None:
+        self.rate = quota / window
+        self.burst = quota
+        self._quota = quota
+        self._window = window
+        self._offset = offset
+        self._current = 0
+        self._count = spent
+
+    def _index(self, now: float) -> int:
+        return int((now - self._offset) // self._window)
+
+    def admit(self, now: float) -> bool:
+        index = self._index(now)
+        if index != self._current:
+            self._current, self._count = index, 0
+        if self._count >= self._quota:
+            return False
+        self._count += 1
+        return True
+
+    def retry_after(self, now: float) -> float:
+        ends = self._offset + (self._index(now) + 1) * self._window
+        return float(max(1, math.ceil(ends - now)))
 
 
 @dataclass
@@ -96,7 +171,8 @@ async def run_batch(
 
     Each worker takes a turn at the gate, spends ``latency`` on the exchange,
     tells the gate the answer and ends the attempt; a refused request waits
-    its ``Retry-After`` before its retry, as the engine's retry loop does.
+    its ``Retry-After`` before its retry, as the engine's retry loop does
+    (``retry_after``, or a :class:`FixedWindow`'s seconds until its window ends).
     """
     run = BatchRun()
     left = ids
@@ -110,16 +186,21 @@ async def run_batch(
                 run.sent.append(sent_at)
                 admitted = limiter.admit(sent_at)
                 await clock.sleep(latency)
+                wait = (
+                    limiter.retry_after(sent_at)
+                    if isinstance(limiter, FixedWindow)
+                    else retry_after
+                )
                 gate.on_response(
                     throttled=not admitted,
                     sent_at=sent_at,
-                    retry_after=None if admitted else retry_after,
+                    retry_after=None if admitted else wait,
                 )
                 gate.done()
                 if admitted:
                     break
                 run.refused += 1
-                await clock.sleep(retry_after)
+                await clock.sleep(wait)
         run.finished = max(run.finished, clock.now())
 
     await clock.run(*[worker] * concurrency)
