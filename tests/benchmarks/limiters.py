@@ -70,6 +70,10 @@ class Limiter:
     package: str
     description: str
     headers: Headers = None
+    #: Seconds of the window ``rate`` requests are allowed in (1: a rate per second).
+    window: float = 1.0
+    #: A fixed window (reset at multiples of ``window`` since the epoch), not a sliding one.
+    fixed: bool = False
 
     def burst(self, rate: int) -> int:
         """Requests the limiter lets through at once from idle: its first allowance."""
@@ -103,6 +107,10 @@ class Limiter:
         """
         if self.program == "nginx":
             return _nginx_config(rate=rate, port=port, directory=directory, access_log=access_log)
+        if self.window != 1.0 or self.fixed:
+            return _haproxy_window_config(
+                quota=rate, window=int(self.window), fixed=self.fixed, port=port
+            )
         return _haproxy_config(rate=rate, port=port, headers=self.headers)
 
 
@@ -128,6 +136,31 @@ LIMITERS: dict[str, Limiter] = {
             package="haproxy",
             description="the HAProxy window, with X-RateLimit-Limit/-Remaining/-Reset",
             headers="x-ratelimit",
+        ),
+        Limiter(
+            name="haproxy-10s",
+            program="haproxy",
+            package="haproxy",
+            description="HAProxy stick table http_req_rate(10s): sliding 10 s window, "
+            "refusals counted, Retry-After: 10",
+            window=10.0,
+        ),
+        Limiter(
+            name="haproxy-fixed-10s",
+            program="haproxy",
+            package="haproxy",
+            description="HAProxy fixed 10 s windows (a counter per key and window), "
+            "Retry-After: the seconds left in the window",
+            window=10.0,
+            fixed=True,
+        ),
+        Limiter(
+            name="haproxy-hour",
+            program="haproxy",
+            package="haproxy",
+            description="HAProxy stick table http_req_rate(3600s): a quota per hour, "
+            "Retry-After: 3600 once it is used up",
+            window=3600.0,
         ),
         Limiter(
             name="haproxy-ietf",
@@ -238,6 +271,50 @@ frontend api
 string '{_LIMITED_BODY}' hdr Retry-After 1{announce} if {{ var(txn.rate) -m int gt {rate} }}
     http-request return status 200 content-type application/json \
 lf-string '{{"deployment_id":"%[path,field(6,/)]"}}'{announce} if {{ path_reg {_ROUTE} }}
+    http-request return status 404 content-type application/json string '{{"error":"not found"}}'
+"""
+
+
+def _haproxy_window_config(*, quota: int, window: int, fixed: bool, port: int) -> str:
+    """``quota`` requests per ``window`` seconds per key: sliding, or fixed (epoch-aligned).
+
+    Sliding: ``http_req_rate(<window>s)``, refusals counted, ``Retry-After: <window>``.
+    Fixed: the key tracked is the API key and the number of the window
+    (``date`` divided by the window), so each window counts from zero; the
+    ``Retry-After`` is the seconds until the window ends.
+    """
+    expire = f"expire {2 * window}s"
+    if fixed:
+        track = f"""    stick-table type string len 160 size 10k {expire} store http_req_cnt
+    http-request set-var(txn.slot) date,div({window})
+    http-request set-var(txn.key) req.hdr(X-API-Key),concat(_,txn.slot)
+    http-request track-sc0 var(txn.key)
+    http-request set-var(txn.count) sc_http_req_cnt(0)
+    http-request set-var(txn.wait) date,mod({window}),neg,add({window})
+"""
+        refuse = "%[var(txn.wait)]"
+    else:
+        rate = f"http_req_rate({window}s)"
+        track = f"""    stick-table type string len 128 size 10k {expire} store {rate}
+    http-request track-sc0 req.hdr(X-API-Key)
+    http-request set-var(txn.count) sc_http_req_rate(0)
+"""
+        refuse = str(window)
+    return f"""global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    timeout client 30s
+    timeout server 30s
+    timeout connect 5s
+    option http-keep-alive
+frontend api
+    bind 127.0.0.1:{port}
+{track}    http-request return status 429 content-type application/json \
+string '{_LIMITED_BODY}' hdr Retry-After "{refuse}" if {{ var(txn.count) -m int gt {quota} }}
+    http-request return status 200 content-type application/json \
+lf-string '{{"deployment_id":"%[path,field(6,/)]"}}' if {{ path_reg {_ROUTE} }}
     http-request return status 404 content-type application/json string '{{"error":"not found"}}'
 """
 
