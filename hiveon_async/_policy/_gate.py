@@ -124,6 +124,15 @@ class SendGate:
         self._quota_opened: float | None = None
         self._quota_admitted = 0
         self._quota_held_until = -float("inf")
+        # How a window is used once it opens again, decided by one probe after the
+        # first hold: None until then; True, the server forgot the old window (a
+        # fixed one, or an exact sliding one), and each window's allowance (what the
+        # last one let through) goes at once; False, the server still weighs the old
+        # window in (HAProxy's http_req_rate), and sending keeps the window's pace.
+        self._window_bursts: bool | None = None
+        self._window_allowance = 0
+        self._probing = False  # one request goes when the hold ends; the rest wait for it
+        self._growth = 1  # the next wave of requests beyond a window's allowance
         #: The longest hold the headers may impose (the retry policy's max_retry_after).
         self.max_hold = 60.0
 
@@ -161,7 +170,8 @@ class SendGate:
         advertised = self._advertised
         if advertised is not None and self.clock.now() >= self._advertised_until:
             advertised = None  # the server stopped saying: back to learning
-        rates = [rate for rate in (learned, advertised, self._window_rate) if rate is not None]
+        window = None if self._window_bursts else self._window_rate
+        rates = [rate for rate in (learned, advertised, window) if rate is not None]
         return min(rates, default=None)
 
     def _paused(self, now: float) -> bool:
@@ -263,11 +273,9 @@ class SendGate:
             if self._out_of_credit(now):
                 # The server said how many remain, and they are sent: wait for an answer
                 # to say more, or for the reset.
-                self._room_wanted = True
-                with anyio.move_on_after(self._credit_until - now) as waited:
-                    await self._room.wait()
-                if waited.cancelled_caught:
+                if await self._wait_for_room(self._credit_until - now):
                     self._credit = None  # the reset came: the quota is back
+                    self._probing = False  # a probe never answered: back to the pace
                 now = clock.now()
                 continue
             shape = self._interval_and_burst()
@@ -293,6 +301,27 @@ class SendGate:
                     return now
             self._tat = max(self._tat, now) + interval
             return now
+
+    async def _wait_for_room(self, seconds: float) -> bool:
+        """Wait for an answer to make room, ``seconds`` at most; True when they ran out.
+
+        The time is the clock's (a hold), so that virtual time drives it in tests.
+        """
+        self._room_wanted = True
+        room = self._room
+        ran_out = False
+        async with anyio.create_task_group() as group:
+
+            async def time_out() -> None:
+                nonlocal ran_out
+                await self.clock.hold(seconds)
+                ran_out = True
+                group.cancel_scope.cancel()
+
+            group.start_soon(time_out)
+            await room.wait()
+            group.cancel_scope.cancel()
+        return ran_out
 
     def _open(self) -> None:
         """Nothing holds sending back: let everyone queued go at once, not one per tick.
@@ -341,6 +370,7 @@ class SendGate:
             return False
         if now >= self._credit_until:
             self._credit = None  # the reset came: the quota is back
+            self._probing = False
             return False
         return True
 
@@ -383,50 +413,77 @@ class SendGate:
         self._wake()
 
     def _quota_refused(self, now: float, sent_at: float, retry_after: float) -> None:
-        """A 429 with a long ``Retry-After``: hold everyone until then; learn the window's pace.
+        """A 429 with a long ``Retry-After``: hold everyone until then; learn the window.
 
         Requests sent before the hold began are refused too, as they come back;
         they teach nothing more. The window that closed allowed what got through
-        since it opened, over as long as it was open (``retry_after`` seconds at
-        least): from the hold's end sending keeps that pace (less :data:`HEADROOM`),
-        and the next window's allowance is not sent at once. A
-        server counting a sliding window lets its count decay through the next
-        window (HAProxy's ``http_req_rate`` weighs the last period in), so a
-        burst when the hold ends would be refused; a fixed window is used whole
-        at that pace too, and a refusal near its end is one more hold.
+        since it opened: its allowance, and its pace (that many over as long as
+        it was open, ``retry_after`` seconds at least, less :data:`HEADROOM`).
+
+        When the hold ends one probe goes first. The first time, its answer
+        decides how windows are used from then on (:attr:`_window_bursts`): let
+        through, the server forgot the old window, and each allowance goes at
+        once; refused, it still weighs the old window in (HAProxy's
+        ``http_req_rate`` does, for a whole period), a burst would only be
+        refused, and sending keeps the pace, after a hold of a tenth of the
+        window. A burst refused before half its allowance got through turns
+        bursting off for good.
         """
         if sent_at < self._quota_held_until or now < self._quota_held_until:
             return  # sent before the window closed, or while holding: nothing new
         if self._window is not None:
             self._end_slow_start()
         admitted = self._quota_admitted
-        rate = self._window_rate
+        probe_refused = self._probing
+        self._probing = False
+        self._credit = None
         hold = retry_after
-        if admitted > 0 or rate is None:
-            # What got through since the window opened, over as long as it was open (a
-            # window used at a pace), or over the Retry-After (one used in a burst).
+        if probe_refused and self._window_bursts is None:
+            self._window_bursts = False  # the old window still counts: pace from now on
+        if self._window_bursts and 0 < admitted < self._window_allowance / 2:
+            self._window_bursts = False  # the server refuses bursts after all
+        if admitted > 0 or self._window_rate is None:
             opened = now if self._quota_opened is None else self._quota_opened
             took = max(now - opened, retry_after)
-            rate = max(max(admitted, 1) / took * HEADROOM, MIN_ADVISED_RATE / 10)
-        else:
-            # Refused before anything got through since the last hold: the window is
-            # opening as the server's count of the last one fades (HAProxy weighs it in
-            # for a whole period); the pace learned stands, and a short hold will do.
+            self._window_rate = max(max(admitted, 1) / took * HEADROOM, MIN_ADVISED_RATE / 10)
+            self._window_period = max(self._window_period, retry_after)
+            if admitted > 0:
+                self._window_allowance = admitted
+            if self._window_bursts is not False:
+                self._probing = True
+        elif not self._window_bursts:
+            # Refused before anything got through since the hold: the server's count
+            # of the old window is fading; the pace stands, and a short hold will do.
             hold = min(retry_after, self._window_period / 10)
+        else:
+            self._probing = True  # the probe came early: the window opens when it says
+        if self._probing:
+            self._credit = 1
+            self._credit_until = now + hold + self._window_period
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
-                "quota used up for %.0fs: every task holds; %d got through, paced at "
-                "%.2f requests/s from then",
-                retry_after,
+                "quota used up for %.0fs: every task holds; %d got through, then %s",
+                hold,
                 admitted,
-                rate,
+                "a probe" if self._probing else f"{self._window_rate:.2f} requests/s",
             )
-        self._window_rate = rate
-        if admitted > 0:
-            self._window_period = retry_after
         self._quota_held_until = self._quota_opened = now + hold
         self._quota_admitted = 0
+        self._growth = 1
         self.pause(hold)
+        self._wake()  # the head may wait on the probe's answer: the hold decides now
+
+    def _probe_admitted(self) -> None:
+        """The probe after a hold got through: the window is open."""
+        self._probing = False
+        if self._window_bursts is None:
+            self._window_bursts = True  # the server forgot the old window
+        if self._window_bursts:
+            self._credit = max(self._window_allowance - 1, 1)
+            self._credit_until = self.clock.now() + self._window_period
+        else:
+            self._credit = None
+        self._wake()
 
     def pause(self, seconds: float, *, share: bool = True) -> None:
         """Hold all sending for ``seconds`` from now (a 503's ``Retry-After``).
@@ -460,7 +517,9 @@ class SendGate:
             self._end_slow_start()  # the server says its limit: no need to find it by slow start
         remaining, reset = state.remaining, state.reset
         if remaining is not None:
-            self._window_rate = None  # the server counts for us: no window pace to learn
+            # The server counts for us: no window to learn.
+            self._window_rate = None
+            self._window_bursts, self._probing = None, False
             # The attempts in flight besides this one: the server may not have counted them.
             self._credit = remaining - max(self._in_flight - 1, 0)
             self._credit_until = now + (ADVICE_LIFETIME if reset is None else reset)
@@ -491,10 +550,21 @@ class SendGate:
                 self._quota_admitted = 1
             elif sent_at >= opened:
                 self._quota_admitted += 1
+            if self._probing and sent_at >= self._quota_held_until:
+                self._probe_admitted()
+            elif self._window_bursts and self._credit == 0 and self._in_flight <= 1:
+                # The window's allowance is sent and answered: probe for more, one
+                # request, then two, four... until a refusal says when it opens again.
+                self._credit, self._growth = self._growth, self._growth * 2
+                self._credit_until = now + self._window_period
+                self._wake()
             self.pacer.on_success(now, sent_at)
             return
         if retry_after is not None and retry_after >= QUOTA_RETRY_AFTER:
-            if not self.clock.testing:
+            # Beyond max_hold the quota is used up: the call fails at once with a
+            # RateLimitedError, a batch stops sending (or waits, when asked), and the
+            # gate holds nobody for an hour.
+            if not self.clock.testing and retry_after <= self.max_hold:
                 self._quota_refused(now, sent_at, retry_after)
             return
         if self._window is not None:
