@@ -105,6 +105,18 @@ class Limiter:
         ``access_log`` (nginx only): log each request's time and status to
         ``access.log`` in ``directory`` (what the server saw, for the shared-limit bench).
         """
+        if self.program == "nginx" and self.window != 1.0:
+            # A quota of ``rate`` per window as limit_req counts it: per minute, with
+            # the whole quota as its burst (nginx lets 1 + burst through at once).
+            return _nginx_config(
+                rate=rate,
+                port=port,
+                directory=directory,
+                access_log=access_log,
+                per_minute=round(rate * 60 / self.window),
+                burst=rate - 1,
+                retry_after=int(self.window),
+            )
         if self.program == "nginx":
             return _nginx_config(rate=rate, port=port, directory=directory, access_log=access_log)
         if self.window != 1.0 or self.fixed:
@@ -155,6 +167,15 @@ LIMITERS: dict[str, Limiter] = {
             fixed=True,
         ),
         Limiter(
+            name="nginx-minute",
+            program="nginx",
+            package="nginx-light",
+            description="nginx limit_req per minute (the 10 s quota's rate, the quota as "
+            "its burst): a token bucket that refills a window's quota per window, "
+            "Retry-After: 10",
+            window=10.0,
+        ),
+        Limiter(
             name="haproxy-hour",
             program="haproxy",
             package="haproxy",
@@ -176,13 +197,24 @@ _ROUTE = r"^/vendors/v1/machines/deployments/([^/]+)/stop$"
 _LIMITED_BODY = '{"error":"rate limited"}'
 
 
-def _nginx_config(*, rate: int, port: int, directory: Path, access_log: bool = False) -> str:
+def _nginx_config(
+    *,
+    rate: int,
+    port: int,
+    directory: Path,
+    access_log: bool = False,
+    per_minute: int | None = None,
+    burst: int = NGINX_BURST,
+    retry_after: int = 1,
+) -> str:
+    """``rate`` requests/s per key (or ``per_minute``), with ``burst``; 429 with ``retry_after``."""
     # As root, nginx would run its worker as "nobody", which cannot enter our 0700
     # directory; master_process off keeps one process, as whoever started it.
     temp = {name: directory / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
         path.mkdir()
     origin = directory / "origin.sock"
+    limit = f"{rate}r/s" if per_minute is None else f"{per_minute}r/m"
     log = "access_log off;"
     if access_log:
         log = f"log_format seen '$msec $status';\n    access_log {directory / 'access.log'} seen;"
@@ -200,21 +232,21 @@ http {{
     fastcgi_temp_path {temp["fastcgi"]};
     uwsgi_temp_path {temp["uwsgi"]};
     scgi_temp_path {temp["scgi"]};
-    limit_req_zone $http_x_api_key zone=keys:10m rate={rate}r/s;
+    limit_req_zone $http_x_api_key zone=keys:10m rate={limit};
     limit_req_status 429;
     upstream origin {{ server unix:{origin}; keepalive 64; }}
     server {{
         listen 127.0.0.1:{port};
         keepalive_requests 1000000;
         location ~ {_ROUTE} {{
-            limit_req zone=keys burst={NGINX_BURST} nodelay;
+            limit_req zone=keys burst={burst} nodelay;
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
         error_page 429 = @limited;
         location @limited {{
-            add_header Retry-After 1 always;
+            add_header Retry-After {retry_after} always;
             default_type application/json;
             return 429 '{_LIMITED_BODY}';
         }}

@@ -2,20 +2,26 @@
 
 ``python -m tests.benchmarks.windows`` (needs Debian's ``haproxy``).
 
-HAProxy allows ``--quota`` requests per ``--window`` seconds per ``X-API-Key``
-(``limiters.py``), in two ways:
+A limiter allows ``--quota`` requests per 10 seconds per ``X-API-Key``
+(``limiters.py``), in three ways:
 
 - ``haproxy-10s``: a sliding window (``http_req_rate(10s)``) that counts the
   requests it refuses too, answering 429 with ``Retry-After: 10``;
 - ``haproxy-fixed-10s``: fixed windows that start at multiples of 10 s since
-  the epoch, answering 429 with the seconds left in the window.
+  the epoch, answering 429 with the seconds left in the window;
+- ``nginx-minute``: nginx ``limit_req`` at the same rate per minute, the quota
+  as its burst (a token bucket that refills a quota per window), answering 429
+  with ``Retry-After: 10``. Its ideal is the sliding window's.
 
 A default client (learning, no ``RateLimit``; concurrency 32) stops ``--ids``
 ids, as does a naive loop that waits each ``Retry-After`` (aiohttp, 32
 workers). Reported per limiter: the time taken against the ideal (the sliding
 window: ``(N - Q) / Q`` windows; the fixed one: until the window that lets the
-last id through opens), the share of requests refused, and HAProxy's CPU.
-The goal (issue 18): within 1.3 x the ideal, at most 10% refused.
+last id through opens), the share of requests refused, and the server's CPU.
+The goal (issue 18): within 1.3 x the ideal, at most 10% refused. The ideal
+is an exact window's; HAProxy's sliding counter allows less (see
+:func:`haproxy_best_seconds`), so the goal is checked against the best each
+limiter allows, and the table shows both.
 
 Then a quota that is used up (``haproxy-hour``: ``--quota`` requests an hour,
 then 429 with ``Retry-After: 3600``, beyond the default ``max_retry_after``):
@@ -50,7 +56,7 @@ MAX_ATTEMPTS = 10
 GOAL_SLOWDOWN = 1.3
 GOAL_REFUSED = 0.10
 GOAL_USED_UP_SECONDS = 10.0
-WINDOWED = ("haproxy-10s", "haproxy-fixed-10s")
+WINDOWED = ("haproxy-10s", "haproxy-fixed-10s", "nginx-minute")
 
 
 @dataclass
@@ -64,6 +70,8 @@ class WindowRun:
     window: float
     elapsed: float
     ideal: float
+    #: The shortest time this limiter allows (HAProxy's counter: longer than ideal).
+    best: float
     requests: int
     refused: int
     stopped: int
@@ -72,6 +80,10 @@ class WindowRun:
     @property
     def slowdown(self) -> float:
         return self.elapsed / self.ideal if self.ideal > 0 else math.inf
+
+    @property
+    def slowdown_from_best(self) -> float:
+        return self.elapsed / self.best if self.best > 0 else math.inf
 
     @property
     def refused_share(self) -> float:
@@ -87,6 +99,20 @@ def ideal_seconds(*, fixed: bool, started: float, ids: int, quota: int, window: 
         return 0.0
     first_ends = (math.floor(started / window) + 1) * window
     return first_ends - started + (windows_after_first - 1) * window
+
+
+def haproxy_best_seconds(*, ids: int, quota: int, window: float) -> float:
+    """The shortest time HAProxy's ``http_req_rate(<window>)`` allows ``ids`` requests.
+
+    Its count is this period's requests plus the last period's weighted by
+    the share of the window still to run. With the last period's ``quota``
+    sent, a request ``e`` seconds into this one goes only while this period's
+    count stays under ``quota * e / window``: at most ``quota`` per period,
+    the last of them at its end. So ``ids`` requests take ``ids / quota``
+    windows, whatever the schedule (a burst at the start only moves the
+    allowance from one period to the count of the next).
+    """
+    return math.ceil(ids / quota) * window
 
 
 async def ours(url: str, api_key: str, ids: int) -> tuple[float, int, int, int]:
@@ -223,6 +249,9 @@ def measure(name: str, client: str, *, ids: int, quota: int) -> WindowRun:
     cpu = None
     if cpu_before is not None and cpu_after is not None and elapsed > 0:
         cpu = (cpu_after - cpu_before) / elapsed
+    ideal = ideal_seconds(
+        fixed=limiter.fixed, started=started, ids=ids, quota=quota, window=limiter.window
+    )
     return WindowRun(
         limiter=name,
         client=client,
@@ -230,8 +259,11 @@ def measure(name: str, client: str, *, ids: int, quota: int) -> WindowRun:
         quota=quota,
         window=limiter.window,
         elapsed=elapsed,
-        ideal=ideal_seconds(
-            fixed=limiter.fixed, started=started, ids=ids, quota=quota, window=limiter.window
+        ideal=ideal,
+        best=(
+            haproxy_best_seconds(ids=ids, quota=quota, window=limiter.window)
+            if limiter.program == "haproxy" and not limiter.fixed
+            else ideal
         ),
         requests=requests,
         refused=refused,
@@ -243,14 +275,16 @@ def measure(name: str, client: str, *, ids: int, quota: int) -> WindowRun:
 def table(runs: list[WindowRun]) -> str:
     """The Markdown table of the runs."""
     lines = [
-        "| limiter | client | ids | time / ideal | refused | stopped | HAProxy CPU |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| limiter | client | ids | time / ideal | the limiter's best, ratio | refused "
+        "| stopped | server CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         cpu = "-" if run.server_cpu is None else f"{run.server_cpu:.1%}"
         lines.append(
             f"| {run.limiter} | {run.client} | {run.ids} | {run.elapsed:.1f} s / "
-            f"{run.ideal:.1f} s = {run.slowdown:.2f} | {run.refused} of {run.requests} "
+            f"{run.ideal:.1f} s = {run.slowdown:.2f} | {run.best:.1f} s, "
+            f"{run.slowdown_from_best:.2f} | {run.refused} of {run.requests} "
             f"({run.refused_share:.1%}) | {run.stopped} | {cpu} |"
         )
     return "\n".join(lines)
@@ -283,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "windows": [
-            {**asdict(run), "slowdown": run.slowdown, "refused_share": run.refused_share}
+            {
+                **asdict(run),
+                "slowdown": run.slowdown,
+                "slowdown_from_best": run.slowdown_from_best,
+                "refused_share": run.refused_share,
+            }
             for run in runs
         ],
         "used_up": {**asdict(used_up), "met": used_up.met},
@@ -299,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         f"quota resets {resets}; goal {'met' if used_up.met else 'NOT met'}"
     )
     ours_runs = [run for run in runs if run.client == "ours"]
-    met = all(
-        run.slowdown <= GOAL_SLOWDOWN and run.refused_share <= GOAL_REFUSED for run in ours_runs
-    )
-    print(
-        f"goal (<= {GOAL_SLOWDOWN}x the ideal, <= {GOAL_REFUSED:.0%} refused): "
-        f"{'met' if met else 'NOT met'}"
-    )
+    for run in ours_runs:
+        met = run.slowdown_from_best <= GOAL_SLOWDOWN and run.refused_share <= GOAL_REFUSED
+        print(
+            f"goal for {run.limiter} (<= {GOAL_SLOWDOWN}x its best, <= {GOAL_REFUSED:.0%} "
+            f"refused): {'met' if met else 'NOT met'}"
+            + ("" if run.best == run.ideal else f"; {run.slowdown:.2f}x an exact window's ideal")
+        )
     return 0
 
 
