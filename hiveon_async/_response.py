@@ -138,12 +138,23 @@ def status_error(
     snippet = " ".join(text[:_SNIPPET_CHARS].split())
     if snippet:
         message += f": {snippet}"
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+    if (
+        retry_after is None
+        and status == 429
+        and rate_limit is not None
+        and rate_limit.remaining == 0
+        and rate_limit.reset is not None
+    ):
+        # No Retry-After, but the rate-limit headers say none remain until the reset:
+        # that is when to try again (as the common clients read them).
+        retry_after = max(rate_limit.reset, 0.0)
     return cls(
         message,
         response=safe_response(response, text, secrets),
         body=text,
         request_id=request_id,
-        retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+        retry_after=retry_after,
         rate_limit=rate_limit,
         deployment_id=call.deployment_id,
         attempts=call.attempts,

@@ -705,6 +705,35 @@ async def test_a_used_up_quota_stops_the_batch_and_says_until_when(
     assert report.throttled == route.call_count
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-RateLimit-Limit": "3600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3600"},
+        {"RateLimit-Policy": '"hour";q=3600;w=3600', "RateLimit": '"hour";r=0;t=3600'},
+    ],
+    ids=["x-ratelimit", "ietf"],
+)
+async def test_nothing_remaining_until_a_far_reset_stops_the_batch_too(
+    vendor: respx.Router, client: AsyncVendorClient, headers: dict[str, str]
+) -> None:
+    """No Retry-After, but Remaining 0 and a reset an hour off: the same as Retry-After: 3600.
+
+    Before, the gate held every call for the hour (the credit was spent until the
+    reset) and the batch did not return.
+    """
+    route = vendor.post(path__regex=ANY_STOP).respond(429, headers=headers)
+
+    with anyio.fail_after(10):
+        report = await client.stop_deployments(ids(200), concurrency=8)
+
+    assert route.call_count <= 2 * 8
+    assert len(report.skipped) == 200 - route.call_count
+    error = report["dep-0"].error
+    assert isinstance(error, RateLimitedError)
+    assert error.retry_after == 3600
+    assert report.quota_resets_at is not None
+
+
 async def test_a_retry_after_within_the_cap_does_not_stop_the_batch(
     vendor: respx.Router, client: AsyncVendorClient
 ) -> None:

@@ -372,7 +372,9 @@ class SendGate:
             self._credit = None  # the reset came: the quota is back
             self._probing = False
             return False
-        return True
+        # A reset further off than the client may wait is a quota used up: nobody
+        # holds for it; the calls fail at once (their Retry-After, or the reset).
+        return self._credit_until - now <= self.max_hold
 
     def _wake(self) -> None:
         """Wake the head of the queue if it waits for room (the window, or credit)."""

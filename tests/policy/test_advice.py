@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -88,10 +89,14 @@ async def test_nothing_remaining_holds_every_task_until_the_reset() -> None:
 
 async def test_a_reset_beyond_max_hold_does_not_hold() -> None:
     """Longer than the client may wait: the calls' own Retry-After handling decides."""
-    gate = gate_on(FakeTime())
+    clock = FakeTime()
+    gate = gate_on(clock)
     gate.max_hold = 60.0
     gate.advise(RateLimitState(source="x-ratelimit", remaining=0, reset=3600.0))
     assert gate.paused_total == 0
+    # Nor does it wait out the credit for an hour: the next call goes, and fails at once.
+    with anyio.fail_after(5):
+        assert await gate.wait_turn() == clock.now()
 
 
 async def test_advice_lapses_when_the_server_stops_giving_it() -> None:
