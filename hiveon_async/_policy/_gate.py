@@ -116,9 +116,9 @@ class SendGate:
         self._credit_until = -float("inf")
         self._room_wanted = False  # the head waits on _room (slow start's window, or credit)
         # A quota per window, learned from 429s with a long Retry-After: the pace it
-        # allows (requests/s), the window's length (the Retry-After that taught it), when
-        # the current window opened (None: at the first send), how many of its requests
-        # got through, and until when all sending holds.
+        # allows (requests/s), the window's length (the longest such Retry-After), when
+        # the current window opened (None: at the first success), how many of its
+        # requests got through, and until when the last hold ran.
         self._window_rate: float | None = None
         self._window_period = 0.0
         self._quota_opened: float | None = None

@@ -280,8 +280,12 @@ def _haproxy_headers(headers: Headers, rate: int) -> str:
     return ""
 
 
-def _haproxy_config(*, rate: int, port: int, headers: Headers) -> str:
-    announce = _haproxy_headers(headers, rate)
+def _haproxy_frontend(*, port: int, limit: str, announce: str = "") -> str:
+    """HAProxy answering the stop route on ``port`` itself, after the ``limit`` rules.
+
+    ``limit``: the tracking rules and the 429 answer, each line indented;
+    ``announce``: rate-limit headers added to the 200 too.
+    """
     return f"""\
 global
     maxconn 4096
@@ -294,6 +298,15 @@ defaults
     option http-keep-alive
 frontend api
     bind 127.0.0.1:{port}
+{limit}    http-request return status 200 content-type application/json \
+lf-string '{{"deployment_id":"%[path,field(6,/)]"}}'{announce} if {{ path_reg {_ROUTE} }}
+    http-request return status 404 content-type application/json string '{{"error":"not found"}}'
+"""
+
+
+def _haproxy_config(*, rate: int, port: int, headers: Headers) -> str:
+    announce = _haproxy_headers(headers, rate)
+    limit = f"""\
     stick-table type string len 128 size 10k expire 30s store http_req_rate(1s)
     http-request track-sc0 req.hdr(X-API-Key)
     http-request set-var(txn.rate) sc_http_req_rate(0)
@@ -301,10 +314,8 @@ frontend api
     http-request set-var(txn.left) int(0) if {{ var(txn.left) -m int lt 0 }}
     http-request return status 429 content-type application/json \
 string '{_LIMITED_BODY}' hdr Retry-After 1{announce} if {{ var(txn.rate) -m int gt {rate} }}
-    http-request return status 200 content-type application/json \
-lf-string '{{"deployment_id":"%[path,field(6,/)]"}}'{announce} if {{ path_reg {_ROUTE} }}
-    http-request return status 404 content-type application/json string '{{"error":"not found"}}'
 """
+    return _haproxy_frontend(port=port, limit=limit, announce=announce)
 
 
 def _haproxy_window_config(*, quota: int, window: int, fixed: bool, port: int) -> str:
@@ -317,7 +328,8 @@ def _haproxy_window_config(*, quota: int, window: int, fixed: bool, port: int) -
     """
     expire = f"expire {2 * window}s"
     if fixed:
-        track = f"""    stick-table type string len 160 size 10k {expire} store http_req_cnt
+        track = f"""\
+    stick-table type string len 160 size 10k {expire} store http_req_cnt
     http-request set-var(txn.slot) date,div({window})
     http-request set-var(txn.key) req.hdr(X-API-Key),concat(_,txn.slot)
     http-request track-sc0 var(txn.key)
@@ -326,29 +338,16 @@ def _haproxy_window_config(*, quota: int, window: int, fixed: bool, port: int) -
 """
         refuse = "%[var(txn.wait)]"
     else:
-        rate = f"http_req_rate({window}s)"
-        track = f"""    stick-table type string len 128 size 10k {expire} store {rate}
+        track = f"""\
+    stick-table type string len 128 size 10k {expire} store http_req_rate({window}s)
     http-request track-sc0 req.hdr(X-API-Key)
     http-request set-var(txn.count) sc_http_req_rate(0)
 """
         refuse = str(window)
-    return f"""global
-    maxconn 4096
-    nbthread 1
-defaults
-    mode http
-    timeout client 30s
-    timeout server 30s
-    timeout connect 5s
-    option http-keep-alive
-frontend api
-    bind 127.0.0.1:{port}
-{track}    http-request return status 429 content-type application/json \
+    limit = f"""{track}    http-request return status 429 content-type application/json \
 string '{_LIMITED_BODY}' hdr Retry-After "{refuse}" if {{ var(txn.count) -m int gt {quota} }}
-    http-request return status 200 content-type application/json \
-lf-string '{{"deployment_id":"%[path,field(6,/)]"}}' if {{ path_reg {_ROUTE} }}
-    http-request return status 404 content-type application/json string '{{"error":"not found"}}'
 """
+    return _haproxy_frontend(port=port, limit=limit)
 
 
 def _free_port() -> int:

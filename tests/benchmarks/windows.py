@@ -42,11 +42,14 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .limiters import LIMITERS, LimiterMissingError, LimiterProcess
+
+if TYPE_CHECKING:
+    from hiveon_async import BatchProgress, BatchReport, RetryPolicy
 
 __all__ = ["main"]
 
@@ -115,9 +118,11 @@ def haproxy_best_seconds(*, ids: int, quota: int, window: float) -> float:
     return math.ceil(ids / quota) * window
 
 
-async def ours(url: str, api_key: str, ids: int) -> tuple[float, int, int, int]:
-    """The default client: elapsed, requests, 429s, stopped."""
-    from hiveon_async import AsyncVendorClient, BatchProgress, RetryPolicy
+async def _stop_all(
+    url: str, api_key: str, ids: int, retry: RetryPolicy | None = None
+) -> tuple[BatchReport, BatchProgress, float]:
+    """Stop ``ids`` ids with a default client (or ``retry``): report, progress, seconds."""
+    from hiveon_async import AsyncVendorClient, BatchProgress
 
     progress = BatchProgress()
     started = time.perf_counter()
@@ -125,13 +130,22 @@ async def ours(url: str, api_key: str, ids: int) -> tuple[float, int, int, int]:
         api_key=api_key,
         base_url=url,
         metadata={"CLORE_API_KEY": "clore-bench"},
-        retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, budget=None),
+        retry=retry,
         max_concurrency=CONCURRENCY,
     ) as client:
         report = await client.stop_deployments(
             [f"dep-{n:05d}" for n in range(ids)], concurrency=CONCURRENCY, progress=progress
         )
-    return time.perf_counter() - started, progress.requests, progress.throttled, len(report.stopped)
+    return report, progress, time.perf_counter() - started
+
+
+async def ours(url: str, api_key: str, ids: int) -> tuple[float, int, int, int]:
+    """The default client: elapsed, requests, 429s, stopped."""
+    from hiveon_async import RetryPolicy
+
+    retry = RetryPolicy(max_attempts=MAX_ATTEMPTS, budget=None)
+    report, progress, elapsed = await _stop_all(url, api_key, ids, retry)
+    return elapsed, progress.requests, progress.throttled, len(report.stopped)
 
 
 async def naive(url: str, api_key: str, ids: int) -> tuple[float, int, int, int]:
@@ -195,20 +209,7 @@ class UsedUpRun:
 
 async def ours_used_up(url: str, api_key: str, ids: int, quota: int) -> UsedUpRun:
     """The default client against a quota of ``quota`` an hour."""
-    from hiveon_async import AsyncVendorClient, BatchProgress
-
-    progress = BatchProgress()
-    started = time.perf_counter()
-    async with AsyncVendorClient(
-        api_key=api_key,
-        base_url=url,
-        metadata={"CLORE_API_KEY": "clore-bench"},
-        max_concurrency=CONCURRENCY,
-    ) as client:
-        report = await client.stop_deployments(
-            [f"dep-{n:05d}" for n in range(ids)], concurrency=CONCURRENCY, progress=progress
-        )
-    elapsed = time.perf_counter() - started
+    report, progress, elapsed = await _stop_all(url, api_key, ids)
     resets = report.quota_resets_at
     return UsedUpRun(
         ids=ids,
