@@ -75,9 +75,16 @@ class Limiter:
     #: A fixed window (reset at multiples of ``window`` since the epoch), not a sliding one.
     fixed: bool = False
 
-    def burst(self, rate: int) -> int:
-        """Requests the limiter lets through at once from idle: its first allowance."""
-        return NGINX_BURST if self.program == "nginx" else rate
+    def burst(self) -> int:
+        """Requests beyond its rate the limiter lets a whole batch have: nginx's burst, or 1.
+
+        HAProxy's window lets its first second's allowance through at once, but
+        its estimate then weighs that second into the next one: request n of the
+        next second goes only once (n + 1) / R of it has passed. Every second
+        holds at most R, bursting or not, so no schedule stops N ids in less
+        than ``(N - 1) / R``.
+        """
+        return NGINX_BURST if self.program == "nginx" else 1
 
     def told_burst(self) -> int:
         """The burst a client that knows the limit is told: a token bucket's, or 1.
@@ -85,7 +92,7 @@ class Limiter:
         A sliding window's first allowance cannot be spent at once by a token
         bucket: R at once and R more over the next second is 2R in one window.
         """
-        return NGINX_BURST if self.program == "nginx" else 1
+        return self.burst()
 
     def executable(self) -> str:
         """The server binary's path; raises :class:`LimiterMissingError` naming the package."""

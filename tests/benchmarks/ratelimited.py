@@ -408,7 +408,7 @@ def measure(limiter: Limiter, rate: int, mode: str, backend: str) -> RateRun:
         mode=mode,
         backend="asyncio" if mode == "naive" else backend,
         n=n,
-        burst=limiter.told_burst() if mode == "told" else limiter.burst(rate),
+        burst=limiter.told_burst() if mode == "told" else limiter.burst(),
         result=ChildResult(),
         load=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     )
