@@ -61,6 +61,10 @@ WINDOW_WAIT = 1.0
 #: minute, an hour), not of a rate: every task holds until then, and the gate learns
 #: how many requests a window allows (see :meth:`SendGate.on_response`).
 QUOTA_RETRY_AFTER = 2.0
+#: The share of a policy's quota this client's own sends must make, over its window,
+#: for ``Remaining: 0`` to mean "the window is full of ours": the pace then decides
+#: when the next goes, not the reset (see :meth:`SendGate.advise`).
+OWN_SHARE = 0.9
 
 
 class _Turn:
@@ -114,6 +118,11 @@ class SendGate:
         # Requests the headers said remain, less those sent since; and until when.
         self._credit: int | None = None
         self._credit_until = -float("inf")
+        # The policy the remaining count belongs to, (quota, window seconds), when the
+        # headers say it (or, with a limit but no window, the longest reset seen stands
+        # for the window); and this client's sends within its last window.
+        self._policy: tuple[int, float] | None = None
+        self._own_sends: deque[float] = deque()
         self._room_wanted = False  # the head waits on _room (slow start's window, or credit)
         # A quota per window, learned from 429s with a long Retry-After: the pace it
         # allows (requests/s), the window's length (the longest such Retry-After), when
@@ -195,7 +204,7 @@ class SendGate:
             if shape is None:
                 return self._went(now)
             interval, burst = shape
-            if now >= self._tat - (burst - 1) * interval:
+            if now >= self._tat - (burst - 1) * interval or self._spends_credit(now, interval):
                 self._tat = max(self._tat, now) + interval
                 return self._went(now)
         turn = _Turn()
@@ -284,6 +293,9 @@ class SendGate:
                     self._open()
                 return now
             interval, burst = shape
+            if self._spends_credit(now, interval):
+                self._tat = max(self._tat, now) + interval
+                return now
             earliest = self._tat - (burst - 1) * interval
             if now < earliest:
                 await clock.space(earliest - now)
@@ -364,6 +376,62 @@ class SendGate:
         window = self._window
         return window is not None and self._in_flight >= window and not self.clock.testing
 
+    def _spends_credit(self, now: float, interval: float) -> bool:
+        """Whether an attempt goes ahead of the announced pace, on what the server says remains.
+
+        Only the pace read from the headers gives way, and the attempt still
+        counts against it: a window's allowance goes at once, and then the pace
+        waits until the window is its own again.
+        """
+        credit, advertised = self._credit, self._advertised
+        return (
+            credit is not None
+            and credit > 0
+            and now < self._credit_until
+            and advertised is not None
+            and now < self._advertised_until
+            and abs(interval * advertised - 1.0) < 1e-9  # the announced pace holds it back
+        )
+
+    def _window_is_ours(self, now: float) -> bool:
+        """Whether this client's own sends fill the announced policy's current window.
+
+        Then nothing remaining is what the pace itself leads to (a sliding window
+        kept full at its rate reads 0 on every answer), and the pace, not the
+        reset, says when the next goes. Otherwise someone else spent the quota.
+
+        A send counts whole for a window after it, then less and less for a
+        second window: a sliding window's common estimate (HAProxy's, nginx's
+        and Cloudflare's) weighs the previous window's count in by the share
+        of it still inside the last window.
+        """
+        policy = self._policy
+        if policy is None or now >= self._advertised_until:
+            return False
+        quota, window = policy
+        self._forget_own_sends(now, window)
+        own = 0.0
+        for sent in self._own_sends:
+            own += min(1.0, 2.0 - (now - sent) / window)
+        return own >= OWN_SHARE * quota
+
+    def _charge_own_sends(self, now: float, interval: float) -> None:
+        """The announced pace begins: charge it for what was sent before, plus one turn.
+
+        Sent at once (before any pace was known), the window's allowance is
+        spent; a sliding window then lets the next request through only once a
+        turn of the next window has passed.
+        """
+        self._forget_own_sends(now, interval)  # nothing older than two turns is ahead of it
+        own = self._own_sends
+        if own:
+            self._tat = max(self._tat, own[0] + (len(own) + 1) * interval)
+
+    def _forget_own_sends(self, now: float, window: float) -> None:
+        own = self._own_sends
+        while own and own[0] <= now - 2 * window:
+            own.popleft()
+
     def _out_of_credit(self, now: float) -> bool:
         credit = self._credit
         if credit is None or credit > 0 or self.clock.testing:
@@ -372,6 +440,8 @@ class SendGate:
             self._credit = None  # the reset came: the quota is back
             self._probing = False
             return False
+        if self._window_is_ours(now):
+            return False  # the announced pace decides
         # A reset further off than the client may wait is a quota used up: nobody
         # holds for it; the calls fail at once (their Retry-After, or the reset).
         return self._credit_until - now <= self.max_hold
@@ -392,6 +462,8 @@ class SendGate:
         self._in_flight += 1
         if self._credit is not None:
             self._credit -= 1
+        self._own_sends.append(now)
+        self._forget_own_sends(now, 1.0 if self._policy is None else self._policy[1])
         if self.pacer is not None:
             self.pacer.on_send(now, queued=bool(self._queue))
         return now
@@ -512,31 +584,63 @@ class SendGate:
           answer that says more remain, or for the reset.
         - Nothing remaining holds every task until the reset (within
           ``max_hold`` seconds; a longer wait is a ``Retry-After`` the call
-          itself gives up on).
+          itself gives up on), unless this client's own sends fill the
+          policy's window (:data:`OWN_SHARE` of its quota): then the pace says
+          when the next goes. Remaining requests sent ahead of the pace count
+          against it, so after a window's allowance went at once the pace
+          waits about a window.
+        - A limit announced without a window (``X-RateLimit-*``) is taken as a
+          quota over the longest reset seen with it: never a slower pace than
+          the quota's own.
         """
         now = self.clock.now()
         if self._window is not None:
             self._end_slow_start()  # the server says its limit: no need to find it by slow start
         remaining, reset = state.remaining, state.reset
-        if remaining is not None:
-            # The server counts for us: no window to learn.
-            self._window_rate = None
-            self._window_bursts, self._probing = None, False
-            # The attempts in flight besides this one: the server may not have counted them.
-            self._credit = remaining - max(self._in_flight - 1, 0)
-            self._credit_until = now + (ADVICE_LIFETIME if reset is None else reset)
-            self._wake()
-            if remaining == 0 and reset is not None and 0 < reset <= self.max_hold:
-                self.pause(reset)
+        self._policy = self._policy_of(state)
         rate = state.rate()
-        if rate is None or rate <= 0:
+        if rate is None and self._policy is not None:
+            rate = self._policy[0] / self._policy[1]
+        if rate is not None and rate > 0:
+            rate = max(rate * HEADROOM, MIN_ADVISED_RATE)
+            if self._advertised != rate and logger.isEnabledFor(logging.DEBUG):
+                logger.debug("paced rate set to %.1f requests/s by the server's headers", rate)
+            if self._advertised is None or now >= self._advertised_until:
+                self._charge_own_sends(now, 1.0 / rate)
+            self._advertised = rate
+            lifetime = ADVICE_LIFETIME if reset is None else max(reset, ADVICE_LIFETIME)
+            self._advertised_until = now + lifetime
+        if remaining is None:
             return
-        rate = max(rate * HEADROOM, MIN_ADVISED_RATE)
-        if self._advertised != rate and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("paced rate set to %.1f requests/s by the server's headers", rate)
-        self._advertised = rate
-        lifetime = ADVICE_LIFETIME if reset is None else max(reset, ADVICE_LIFETIME)
-        self._advertised_until = now + lifetime
+        # The server counts for us: no window to learn.
+        self._window_rate = None
+        self._window_bursts, self._probing = None, False
+        # The attempts in flight besides this one: the server may not have counted them.
+        self._credit = remaining - max(self._in_flight - 1, 0)
+        self._credit_until = now + (ADVICE_LIFETIME if reset is None else reset)
+        self._wake()
+        if (
+            remaining == 0
+            and reset is not None
+            and 0 < reset <= self.max_hold
+            and not self._window_is_ours(now)
+        ):
+            self.pause(reset)
+
+    def _policy_of(self, state: RateLimitState) -> tuple[int, float] | None:
+        """(quota, window) of the policy the remaining count belongs to, or None."""
+        limit, window = state.limit, state.window
+        if limit is None or limit <= 0:
+            return None
+        if window is None:
+            # No window said: the longest reset seen with this limit stands for it.
+            reset = state.reset
+            known = self._policy
+            longest = known[1] if known is not None and known[0] == limit else 0.0
+            window = max(longest, reset or 0.0)
+            if not 0 < window <= self.max_hold:
+                return None
+        return (limit, window) if window > 0 else None
 
     def on_response(
         self, *, throttled: bool, sent_at: float, retry_after: float | None = None

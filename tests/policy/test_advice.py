@@ -87,6 +87,76 @@ async def test_nothing_remaining_holds_every_task_until_the_reset() -> None:
     assert gate.paused_total == 3.0
 
 
+@pytest.mark.usefixtures("real_waits")
+async def test_a_windows_remaining_goes_at_once_then_the_pace_waits_out_the_window() -> None:
+    """``q=10;w=1``, 9 remaining after the first: 10 go at once, the 11th after a window.
+
+    Then the pace: a sliding window weighs the burst into the next second, and
+    lets that second's first request through only once a turn of it passed.
+    """
+    clock = FakeTime()
+    gate = gate_on(clock)
+    sent = [await gate.wait_turn()]
+    gate.done()
+    gate.advise(RateLimitState(source="ietf", limit=10, window=1.0, remaining=9, reset=1.0))
+
+    async def eleven_more() -> None:
+        for _ in range(11):
+            sent.append(await gate.wait_turn())
+            gate.done()
+            if len(sent) == 10:  # the answer to the last of the window: nothing remains
+                gate.advise(
+                    RateLimitState(source="ietf", limit=10, window=1.0, remaining=0, reset=1.0)
+                )
+
+    await clock.run(eleven_more)
+
+    interval = 1 / (10 * HEADROOM)
+    assert sent[:10] == [0.0] * 10
+    assert sent[10] == pytest.approx(11 * interval)  # the window, and one turn of the next
+    assert sent[11] == pytest.approx(12 * interval)
+    assert gate.paused_total == 0  # our own sends filled the window: no hold for the reset
+
+
+@pytest.mark.usefixtures("real_waits")
+async def test_nothing_remaining_of_a_window_we_filled_leaves_the_pace_in_charge() -> None:
+    """A sliding window kept full at its rate reads 0 on every answer: no 1 s holds."""
+    clock = FakeTime()
+    gate = gate_on(clock)
+    full = RateLimitState(source="x-ratelimit", limit=10, remaining=0, reset=1.0)
+    gate.advise(RateLimitState(source="x-ratelimit", limit=10, remaining=10, reset=1.0))
+    sent: list[float] = []
+
+    async def forty() -> None:
+        for _ in range(40):
+            sent.append(await gate.wait_turn())
+            gate.done()
+            if clock.now() >= 1.0:
+                gate.advise(full)
+
+    await clock.run(forty)
+
+    assert gate.paused_total == 0
+    assert sent[-1] < 40 / (10 * HEADROOM) + 0.2  # about the pace, nothing lost to holds
+
+
+@pytest.mark.usefixtures("real_waits")
+async def test_nothing_remaining_of_a_window_someone_else_spent_holds_until_the_reset() -> None:
+    """Two sends of ours cannot explain a quota of 10 used up: the reset decides."""
+    clock = FakeTime()
+    gate = gate_on(clock)
+    sent = [await gate.wait_turn(), await gate.wait_turn()]
+    gate.advise(RateLimitState(source="ietf", limit=10, window=1.0, remaining=0, reset=0.7))
+
+    async def one() -> None:
+        sent.append(await gate.wait_turn())
+
+    await clock.run(one)
+
+    assert sent == [0.0, 0.0, 0.7]
+    assert gate.paused_total == pytest.approx(0.7)
+
+
 async def test_a_reset_beyond_max_hold_does_not_hold() -> None:
     """Longer than the client may wait: the calls' own Retry-After handling decides."""
     clock = FakeTime()
@@ -114,7 +184,7 @@ async def test_advice_lapses_when_the_server_stops_giving_it() -> None:
         ({"RateLimit-Policy": '"default";q=10;w=1', "RateLimit": '"default";r=9;t=1'}, 9.9, 0),
         (
             {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"},
-            None,
+            9.9,  # no window said: the reset stands for it
             1,
         ),
     ],
