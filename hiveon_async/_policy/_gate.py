@@ -677,5 +677,6 @@ class SendGate:
             # A 429 in slow start: halve the window (a random refusal only slows the
             # climb; a limit soon ends slow start through the learner).
             self._window = max(SLOW_START, self._window // 2)
-        if self.pacer.on_throttle(now, sent_at, retry_after):
-            self.pause(1.0 if retry_after is None else retry_after, share=False)
+        hold = self.pacer.on_throttle(now, sent_at, retry_after)
+        if hold is not None:
+            self.pause(hold, share=False)

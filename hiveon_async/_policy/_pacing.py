@@ -11,13 +11,13 @@ only keeps the first rounds small). Then:
 - **Hold when refused at the new pace.** If requests sent after a cut, at the
   rate it set, are refused too, the server counts what it refuses (a sliding
   window): sending more only keeps it refusing, so every task holds back for
-  the ``Retry-After``, and again if the first request after the hold is
-  refused.
+  :data:`HOLD_SHARE` of the ``Retry-After``, and again if the first request
+  after the hold is refused.
 - **Grow back fast, then probe slowly.** While nothing is refused the rate
   doubles every :data:`DOUBLING` seconds up to just under the last limit
   found, then creeps up by a share per second that halves each time the same
   limit is met again, so a limit that was raised is found again at the cost of
-  a refusal now and then.
+  a refusal now and then. It grows only while answers come.
 - **Noise is not a limit.** A cut needs five 429s among the last
   :data:`RECENT` answers, for a request sent after the last cut had settled: a
   server that refuses 1% of requests at random leaves the rate alone.
@@ -64,6 +64,11 @@ HALVES: tuple[float, ...] = (WINDOW / 2,)
 #: random is noise, and so are a few refusals while a configured rate settles).
 RECENT = 100
 SHARE = 0.05
+#: A hold lasts this share of the 429's ``Retry-After``: then the first request
+#: probes whether the server's count has room again. A refused probe adds one
+#: request to that count and holds again; a whole ``Retry-After`` would waste the
+#: rest of it once the count fades (a sliding window's does, gradually).
+HOLD_SHARE = 0.1
 #: Seconds without a cut after which pacing stops.
 FORGET = 10.0
 #: Never pace slower than this, requests per second.
@@ -129,7 +134,9 @@ class RateLearner:
         if self.rate is not None and now - self._grown_at >= _STEP:
             self._grow(now)
 
-    def on_throttle(self, now: float, sent_at: float, retry_after: float | None = None) -> bool:
+    def on_throttle(
+        self, now: float, sent_at: float, retry_after: float | None = None
+    ) -> float | None:
         """Count a 429 for a request sent at ``sent_at``; cut the rate if it is a limit.
 
         Args:
@@ -138,23 +145,24 @@ class RateLearner:
             retry_after: The answer's ``Retry-After``, seconds, if usable.
 
         Returns:
-            True when every task should hold back for the 429's ``Retry-After``:
-            the server refuses even at the rate just cut to, so it counts what it
-            refuses and more requests now only keep it refusing.
+            Seconds every task should hold back (:data:`HOLD_SHARE` of the
+            ``Retry-After``), or None: the server refuses even at the rate just
+            cut to, so it counts what it refuses, and more requests now only
+            keep it refusing.
         """
         self._remember(True)
         if sent_at < self._settled_at:
-            return False
+            return None
         self._refused_since_cut += 1
         if self._throttles < SHARE * RECENT:
-            return False
-        hold_for = WINDOW if retry_after is None else retry_after
-        if self._held_until <= sent_at < self._held_until + WINDOW:
+            return None
+        hold_for = (WINDOW if retry_after is None else retry_after) * HOLD_SHARE
+        if self._held_until <= sent_at < self._held_until + WINDOW and not self._ok_since_cut:
             # Refused right after a hold: the server still counts what it refused before.
             # Nothing got through meanwhile, so there is nothing to learn but to hold again.
             self._held_until = self._settled_at = now + hold_for
-            self._grown_at = now  # no growth until answers come back
-            return True
+            self._grown_at = self._held_until  # no growth while holding
+            return hold_for
         through = self.successes(now)
         if self.rate is None:  # the first sign of a limit: what got through was a burst
             new = through * MARGIN
@@ -172,7 +180,13 @@ class RateLearner:
                 if limit is not None and abs(through - limit) <= NEAR_SAME * limit:
                     self._probe = max(self._probe / 2, MIN_PROBE)  # refused where it was before
                 self._limit = through
-                new = min(through, self.rate) * MARGIN
+                if now - self._last_cut < WINDOW:
+                    # Cut a moment ago: what was sent before it still weighs in the
+                    # server's count for up to a window. Down to what gets through, no
+                    # further (a hold is for a server that keeps refusing).
+                    new = min(through * MARGIN, self.rate)
+                else:
+                    new = min(through, self.rate) * MARGIN
             else:  # too little got through to measure: step down
                 new = self.rate * MARGIN
         if self._ceiling is not None:
@@ -184,9 +198,11 @@ class RateLearner:
         self._ok_since_cut = self._refused_since_cut = 0
         # The first request at the new pace may still meet what the old pace left behind.
         self._settled_at = now + SETTLE / new
-        if hold:
-            self._held_until = self._settled_at = now + hold_for
-        return hold
+        if not hold:
+            return None
+        self._held_until = self._settled_at = now + hold_for
+        self._grown_at = self._held_until  # no growth while holding
+        return hold_for
 
     # -- what it knows -------------------------------------------------------------
 
@@ -229,7 +245,9 @@ class RateLearner:
     def _grow(self, now: float) -> None:
         rate = self.rate
         assert rate is not None
-        elapsed = now - self._grown_at
+        # Growth comes with answers: time without any (every task waiting out its
+        # Retry-After, or nothing to send) is no evidence that more would get through.
+        elapsed = min(now - self._grown_at, 2 * _STEP)
         if now - self._last_cut > FORGET:
             # No 429 worth a cut for a long while: the limit is gone or far above what
             # is sent. Stop pacing; a limit that is still there shows itself again.
