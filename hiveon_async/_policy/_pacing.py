@@ -180,13 +180,7 @@ class RateLearner:
                 if limit is not None and abs(through - limit) <= NEAR_SAME * limit:
                     self._probe = max(self._probe / 2, MIN_PROBE)  # refused where it was before
                 self._limit = through
-                if now - self._last_cut < WINDOW:
-                    # Cut a moment ago: what was sent before it still weighs in the
-                    # server's count for up to a window. Down to what gets through, no
-                    # further (a hold is for a server that keeps refusing).
-                    new = min(through * MARGIN, self.rate)
-                else:
-                    new = min(through, self.rate) * MARGIN
+                new = min(through, self.rate) * MARGIN
             else:  # too little got through to measure: step down
                 new = self.rate * MARGIN
         if self._ceiling is not None:
