@@ -16,9 +16,10 @@ concurrency 32, in a fresh process per run with a fresh API key, in each mode:
   ``Retry-After`` and sends the same id again (the code people write by hand).
 
 Each run records its wall time against the ideal, ``(N - burst) / R`` (burst:
-what the limiter lets through at once from idle, 10 for nginx, R for the 1 s
-window), the requests sent and the 429s among them, the ids stopped, the
-client's CPU and each limiter process's CPU (``/proc``) as a share of one core.
+what the limiter lets a batch have beyond its rate, 10 for nginx, 1 for the 1 s
+window, whose estimate weighs each second into the next), the requests sent
+and the 429s among them, the ids stopped, the client's CPU and each limiter
+process's CPU (``/proc``) as a share of one core.
 A batch is cut off at ``MAX_SLOWDOWN`` times its ideal time (plus a few
 seconds): a naive loop against a small burst can take many times longer, and
 the share it reaches by then is the figure.
@@ -301,7 +302,7 @@ class RateRun:
         mode: ``learned``, ``told``, ``advertised`` or ``naive``.
         backend: The child's event loop (``naive`` is always asyncio).
         n: Ids in the batch.
-        burst: What the limiter lets through at once from idle.
+        burst: What the limiter lets a batch have beyond its rate (``Limiter.burst``).
         result: What the child measured.
         server_cpu: Each limiter process's CPU over the run, a share of one core.
         load: The 1-minute load average when the run started (noise).
@@ -500,7 +501,8 @@ def markdown(runs: Sequence[RateRun], machine: dict[str, str], settings: dict[st
     lines += [
         "",
         "Share of allowed rate: (ids stopped - burst) / R over the elapsed time (burst 10 "
-        "for nginx, R for the HAProxy window); for a batch that stopped every id, the ideal "
+        "for nginx, 1 for the HAProxy window: its estimate weighs each second into the next, "
+        "so no batch does better than (N - 1) / R); for a batch that stopped every id, the ideal "
         f"time over the elapsed time. A batch is cut off at {MAX_SLOWDOWN} x its ideal time "
         f"+ {SLACK:g} s. Refused: 429s among all requests sent. Server and client "
         "CPU: the limiter process's CPU over the run and the client's over the batch, each a "
