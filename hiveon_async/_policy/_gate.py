@@ -36,6 +36,7 @@ from .._clock import Clock
 from .._config import RateLimit
 from ._headers import RateLimitState
 from ._pacing import RateLearner
+from ._sends import SendRecord
 from ._shared import MOST_BOOKED, SharedLimit
 
 logger = logging.getLogger("hiveon_async")
@@ -129,7 +130,7 @@ class SendGate:
         # headers say it (or, with a limit but no window, the longest reset seen stands
         # for the window); and this client's sends within its last window.
         self._policy: tuple[int, float] | None = None
-        self._own_sends: deque[float] = deque()
+        self._own_sends = SendRecord()
         self._room_wanted = False  # the head waits on _room (slow start's window, or credit)
         # A quota per window, learned from 429s with a long Retry-After: the pace it
         # allows (requests/s), the window's length (the longest such Retry-After), when
@@ -412,19 +413,13 @@ class SendGate:
         reset, says when the next goes. Otherwise someone else spent the quota.
 
         A send counts whole for a window after it, then less and less for a
-        second window: a sliding window's common estimate (HAProxy's, nginx's
-        and Cloudflare's) weighs the previous window's count in by the share
-        of it still inside the last window.
+        second window (:meth:`SendRecord.weighed`).
         """
         policy = self._policy
         if policy is None or now >= self._advertised_until:
             return False
         quota, window = policy
-        self._forget_own_sends(now, window)
-        own = 0.0
-        for sent in self._own_sends:
-            own += min(1.0, 2.0 - (now - sent) / window)
-        return own >= OWN_SHARE * quota
+        return self._own_sends.weighed(now, window) >= OWN_SHARE * quota
 
     def _charge_own_sends(self, now: float, interval: float) -> None:
         """The announced pace begins: charge it for what was sent before, plus one turn.
@@ -433,15 +428,10 @@ class SendGate:
         spent; a sliding window then lets the next request through only once a
         turn of the next window has passed.
         """
-        self._forget_own_sends(now, interval)  # nothing older than two turns is ahead of it
         own = self._own_sends
+        own.forget(now - 2 * interval)  # nothing older than two turns is ahead of it
         if own:
-            self._tat = max(self._tat, own[0] + (len(own) + 1) * interval)
-
-    def _forget_own_sends(self, now: float, window: float) -> None:
-        own = self._own_sends
-        while own and own[0] <= now - 2 * window:
-            own.popleft()
+            self._tat = max(self._tat, own.first() + (len(own) + 1) * interval)
 
     def _out_of_credit(self, now: float) -> bool:
         credit = self._credit
@@ -473,8 +463,9 @@ class SendGate:
         self._in_flight += 1
         if self._credit is not None:
             self._credit -= 1
-        self._own_sends.append(now)
-        self._forget_own_sends(now, 1.0 if self._policy is None else self._policy[1])
+        own = self._own_sends
+        own.add(now)
+        own.forget(now - 2 * (1.0 if self._policy is None else self._policy[1]))
         if self.pacer is not None:
             self.pacer.on_send(now, queued=bool(self._queue))
         return now
