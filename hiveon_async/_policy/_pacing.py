@@ -166,6 +166,11 @@ class RateLearner:
         through = self.successes(now)
         if self.rate is None:  # the first sign of a limit: what got through was a burst
             new = through * MARGIN
+            if self._ceiling is not None and now - self._first_send < WINDOW:
+                # Told the rate, and refused within the first second: the key was partly
+                # spent before (the burst met an empty bucket). A part of a second's
+                # successes is no rate; the configured one, without its burst, is.
+                new = max(new, self._ceiling * MARGIN)
             hold = False
         else:
             # Refused at the rate just cut to, and more often than not: the server

@@ -115,6 +115,28 @@ async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
     assert 800 / run.finished >= 0.98 * 100
 
 
+async def test_a_told_rate_that_meets_a_spent_bucket_keeps_its_pace() -> None:
+    """RateLimit(20, burst=10) on a key an earlier run has just spent: its burst is refused.
+
+    Those refusals come within the first second, when the successes so far are no
+    rate: the pace stays near the configured one (it fell to 11/s, 63% of the
+    allowed rate against nginx, when the first cut took them for one).
+    """
+    clock = FakeTime()
+    limiter = TokenBucket(20, burst=10)
+    for _ in range(10):
+        assert limiter.admit(0.0)  # the earlier run
+    gate = SendGate(RateLimit(per_second=20, burst=10), clock=clock)
+
+    run = await run_batch(clock, gate, limiter, ids=160)
+
+    spent_ideal = (160 + 10 - 10) / 20
+    assert spent_ideal / run.finished >= 0.95
+    assert gate.pacer is not None
+    assert gate.pacer.rate is not None
+    assert gate.pacer.rate >= 0.9 * 20
+
+
 class RandomRefusals:
     """No limit, but one request in a hundred refused (every 100th, to stay exact)."""
 
