@@ -191,7 +191,9 @@ def build(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark throughput and CPU per stop, the rate-limited cell, then windows; ~20 minutes.
+    """Benchmark throughput and CPU per stop, the rate-limited cell and its conditions, windows.
+
+    About 25 minutes.
 
     Options go to the main harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``;
     ``--quick`` also shortens the rate-limited cell (nginx and haproxy from Debian's
@@ -202,6 +204,10 @@ def bench(session: nox.Session) -> None:
     if not any(arg in ("-h", "--help") or arg.startswith("--from-json") for arg in session.posargs):
         quick = ["--quick"] if "--quick" in session.posargs else []
         session.run("python", "-m", "tests.benchmarks.ratelimited", *quick)
+        # Two processes learning on one key, a loaded machine, a key spent before.
+        session.run(
+            "python", "-m", "tests.benchmarks.conditions", *(["--rates", "100"] if quick else [])
+        )
         # Quotas per window (10 s) and a quota used up for an hour, on HAProxy.
         session.run(
             "python", "-m", "tests.benchmarks.windows", *(["--clients", "ours"] if quick else [])

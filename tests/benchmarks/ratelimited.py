@@ -36,6 +36,7 @@ import argparse
 import bisect
 import contextlib
 import datetime
+import functools
 import json
 import os
 import resource
@@ -56,7 +57,7 @@ from .chart import TimelineSeries, timeline_svg
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
 from .measure import preload
 
-__all__ = ["MODES", "RateRun", "main"]
+__all__ = ["MODES", "RateRun", "child_command", "main", "measure"]
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("learned", "told", "advertised", "naive")
@@ -119,6 +120,7 @@ class ChildResult:
         stopped: Ids stopped.
         failed: Ids not stopped (failed, or not done by the cut-off).
         paused: Seconds the client held all sending for a ``Retry-After`` (ours only).
+        spent: Requests of ``--spend`` the server let through before the batch began.
         client_cpu: The child's CPU seconds over the batch.
         timeline: ``[seconds, requests, throttled]`` every ``SAMPLE_EVERY`` s, and at the end.
         error: Why the batch did not run, if it did not.
@@ -130,6 +132,7 @@ class ChildResult:
     stopped: int = 0
     failed: int = 0
     paused: float = 0.0
+    spent: int = 0
     client_cpu: float = 0.0
     timeline: list[list[float]] = field(default_factory=list)
     error: str | None = None
@@ -165,8 +168,39 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def _spend(url: str, api_key: str, count: int) -> int:
+    """Send ``count`` requests at once on the key (an earlier run); return those let through."""
+    import httpx
+
+    admitted = 0
+    async with httpx.AsyncClient(base_url=url, trust_env=False) as raw:
+
+        async def one(index: int) -> None:
+            nonlocal admitted
+            response = await raw.post(
+                PATH.format(f"earlier-{index:07d}"),
+                headers={"X-API-Key": api_key},
+                json={"metadata": {"CLORE_API_KEY": CLORE_API_KEY}},
+            )
+            admitted += response.status_code != 429
+
+        async with anyio.create_task_group() as group:
+            for index in range(count):
+                group.start_soon(one, index)
+    return admitted
+
+
 async def _ours(
-    url: str, api_key: str, rate: int, mode: str, n: int, deadline: float, burst: int = 1
+    url: str,
+    api_key: str,
+    rate: int,
+    mode: str,
+    n: int,
+    deadline: float,
+    burst: int = 1,
+    *,
+    spend: int = 0,
+    start_at: float | None = None,
 ) -> ChildResult:
     from hiveon_async import AsyncVendorClient, BatchProgress, RateLimit, RetryPolicy
 
@@ -185,6 +219,9 @@ async def _ours(
         ) as client,
         anyio.create_task_group() as group,
     ):
+        if start_at is not None:  # another process on the key starts at the same moment
+            await anyio.sleep(max(start_at - time.time(), 0.0))
+        spent = await _spend(url, api_key, spend) if spend else 0
         cpu = _cpu_seconds()
         sampler.begin()
         group.start_soon(sampler.run)
@@ -200,6 +237,7 @@ async def _ours(
         stopped=len(report.stopped),
         failed=n - len(report.stopped),
         paused=progress.paused,
+        spent=spent,
         client_cpu=_cpu_seconds() - cpu,
         timeline=sampler.timeline,
     )
@@ -279,8 +317,12 @@ def child(args: argparse.Namespace) -> int:
             result = anyio.run(_naive, args.url, api_key, args.n, args.deadline, backend="asyncio")
         else:
             result = anyio.run(
-                _ours,
-                *(args.url, api_key, args.rate, args.child, args.n, args.deadline, args.burst),
+                functools.partial(
+                    _ours,
+                    *(args.url, api_key, args.rate, args.child, args.n, args.deadline, args.burst),
+                    spend=args.spend,
+                    start_at=args.start_at,
+                ),
                 backend=args.backend,
             )
     except Exception as exc:  # reported, not raised: the orchestrator records the failure
@@ -320,8 +362,11 @@ class RateRun:
 
     @property
     def ideal(self) -> float:
-        """The shortest time the limiter allows for the batch: ``(N - burst) / R``."""
-        return max(self.n - self.burst, 0) / self.rate
+        """The shortest time the limiter allows for the batch: ``(N - burst) / R``.
+
+        Requests spent on the key just before (``--spend``) count as the batch's own.
+        """
+        return max(self.n + self.result.spent - self.burst, 0) / self.rate
 
     @property
     def deadline(self) -> float:
@@ -336,7 +381,8 @@ class RateRun:
         """
         if not self.result.elapsed:
             return 0.0
-        return max(self.result.stopped - self.burst, 0) / self.rate / self.result.elapsed
+        done = self.result.stopped + self.result.spent
+        return max(done - self.burst, 0) / self.rate / self.result.elapsed
 
     @property
     def refused(self) -> float:
@@ -400,8 +446,19 @@ def _parse_result(stdout: str) -> ChildResult | None:
     return None
 
 
-def measure(limiter: Limiter, rate: int, mode: str, backend: str) -> RateRun:
-    """Start the limiter, run one batch against it in a fresh process, stop the limiter."""
+def child_command(url: str, run: RateRun, *extra: str) -> list[str]:
+    """The command that runs ``run``'s batch in a fresh process, against ``url``."""
+    command = [sys.executable, "-m", "tests.benchmarks.ratelimited", f"--child={run.mode}"]
+    command += [f"--url={url}", f"--rate={run.rate}", f"--n={run.n}", f"--backend={run.backend}"]
+    command += [f"--deadline={run.deadline:g}", f"--burst={run.burst}", *extra]
+    return command
+
+
+def measure(limiter: Limiter, rate: int, mode: str, backend: str, *, spend: int = 0) -> RateRun:
+    """Start the limiter, run one batch against it in a fresh process, stop the limiter.
+
+    ``spend``: requests sent at once on the key just before the batch (by a plain client).
+    """
     n = IDS_PER_RATE * rate
     run = RateRun(
         limiter=limiter.name,
@@ -416,10 +473,7 @@ def measure(limiter: Limiter, rate: int, mode: str, backend: str) -> RateRun:
     server = LimiterProcess.start(limiter, rate)
     try:
         before = server.cpu_seconds()
-        command = [sys.executable, "-m", "tests.benchmarks.ratelimited", f"--child={mode}"]
-        command += [f"--url={server.url}", f"--rate={rate}", f"--n={n}", f"--backend={backend}"]
-        command.append(f"--deadline={run.deadline:g}")
-        command.append(f"--burst={run.burst}")
+        command = child_command(server.url, run, *([f"--spend={spend}"] if spend else []))
         timeout = 60 + 2 * run.deadline
         try:
             completed = subprocess.run(
@@ -624,6 +678,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--burst", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--spend", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         return args
