@@ -53,6 +53,9 @@ HEADROOM = 0.99
 #: arrivals bunch more than one process's do. Measured at 0.99 with 4 processes at
 #: 200/s: 212 to 214 requests in the first second, for a bound of 210.
 SHARED_HEADROOM = 0.98
+#: The longest the head of the queue sleeps before it looks at the pace again: a
+#: slow pace (a process cut low) may rise meanwhile, and its turn come sooner.
+RECHECK = 0.25
 #: Seconds an announcement of the server's limit stands without a reset to say otherwise.
 ADVICE_LIFETIME = 2.0
 #: Never pace slower than this on the server's word, requests per second.
@@ -110,6 +113,7 @@ class SendGate:
         self.pacer = RateLearner(ceiling) if adaptive else None
         self.clock = clock
         self._tat = -float("inf")  # the theoretical arrival time of the next attempt
+        self._tat_step = 0.0  # the interval the last turn was charged
         self._paused_until = -float("inf")
         #: Seconds of client-wide pauses so far (overlapping pauses counted once).
         self.paused_total = 0.0
@@ -214,7 +218,7 @@ class SendGate:
                 return self._went(now)
             interval, burst = shape
             if now >= self._tat - (burst - 1) * interval or self._spends_credit(now, interval):
-                self._tat = max(self._tat, now) + interval
+                self._take(now, interval)
                 return self._went(now)
         turn = _Turn()
         self._queue.append(turn)
@@ -306,9 +310,18 @@ class SendGate:
                 return now
             interval, burst = shape
             if self._spends_credit(now, interval):
-                self._tat = max(self._tat, now) + interval
+                self._take(now, interval)
                 return now
+            if interval < self._tat_step:
+                # The pace rose since the last turn: the next is a turn of the new pace after it.
+                self._tat -= self._tat_step - interval
+                self._tat_step = interval
             earliest = self._tat - (burst - 1) * interval
+            if now < earliest - RECHECK and self._learned_pace(interval):
+                # A slow learned pace, which answers may raise: look again before then.
+                await clock.space(RECHECK)
+                now = max(clock.now(), now + RECHECK)  # the sleep is the wait, as below
+                continue
             if now < earliest:
                 await clock.space(earliest - now)
                 # The sleep is the wait: a clock that woke early still means the turn came.
@@ -321,10 +334,20 @@ class SendGate:
                 if now - earliest < interval:
                     # Woke a little late: the turn is charged at its time, so that the
                     # timer's lateness does not add up into a slower pace.
-                    self._tat = max(self._tat, earliest) + interval
+                    self._take(earliest, interval)
                     return now
-            self._tat = max(self._tat, now) + interval
+            self._take(now, interval)
             return now
+
+    def _learned_pace(self, interval: float) -> bool:
+        """Whether ``interval`` is the pace learned from 429s (which answers may raise)."""
+        learned = None if self.pacer is None else self.pacer.rate
+        return learned is not None and abs(interval * learned - 1.0) < 1e-9
+
+    def _take(self, at: float, interval: float) -> None:
+        """Charge the bucket one turn taken at ``at`` (or at its own time, if later)."""
+        self._tat = max(self._tat, at) + interval
+        self._tat_step = interval
 
     async def _wait_for_room(self, seconds: float) -> bool:
         """Wait for an answer to make room, ``seconds`` at most; True when they ran out.

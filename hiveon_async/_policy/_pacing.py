@@ -246,7 +246,10 @@ class RateLearner:
         assert rate is not None
         # Growth comes with answers: time without any (every task waiting out its
         # Retry-After, or nothing to send) is no evidence that more would get through.
-        elapsed = min(now - self._grown_at, 2 * _STEP)
+        # At a slow pace answers are that far apart: two turns of it count (at most
+        # two doublings), or a process cut low (another one on the key took what was
+        # left) would hardly recover.
+        elapsed = min(now - self._grown_at, max(2 * _STEP, min(2 / rate, 2 * DOUBLING)))
         if now - self._last_cut > FORGET:
             # No 429 worth a cut for a long while: the limit is gone or far above what
             # is sent. Stop pacing; a limit that is still there shows itself again.

@@ -11,7 +11,7 @@ import pytest
 
 from hiveon_async import RateLimit
 from hiveon_async._clock import Clock, set_testing
-from hiveon_async._policy._gate import HEADROOM, SendGate
+from hiveon_async._policy._gate import HEADROOM, RECHECK, SendGate
 
 from .fake_time import FakeTime
 
@@ -192,3 +192,29 @@ async def test_real_clock_run_keeps_the_pace() -> None:
         await gate.wait_turn()
 
     assert time.monotonic() - started >= 0.09
+
+
+async def test_a_pace_that_rises_wakes_the_waiter_of_the_slow_one(fake_time: FakeTime) -> None:
+    """A learned pace of 0.5/s rises to 100/s: the next turn comes within RECHECK.
+
+    Not two seconds after the last one: a process cut low stayed there.
+    """
+    gate = SendGate(None, clock=fake_time)
+    pacer = gate.pacer
+    assert pacer is not None
+    pacer.rate = 0.5
+    gate._window = None  # slow start is over: a limit was found
+    times: list[float] = []
+
+    async def two_turns() -> None:
+        times.append(await gate.wait_turn())
+        gate.done()
+        times.append(await gate.wait_turn())  # waits two seconds at 0.5/s
+
+    async def raise_meanwhile() -> None:
+        await fake_time.sleep(0.1)
+        pacer.rate = 100.0  # answers came: the pace rose while the next one waits
+
+    await fake_time.run(two_turns, raise_meanwhile)
+
+    assert times[1] - times[0] <= 0.1 + RECHECK + 1e-9

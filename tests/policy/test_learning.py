@@ -15,7 +15,7 @@ import pytest
 from hiveon_async import RateLimit
 from hiveon_async._clock import set_testing
 from hiveon_async._policy._gate import SendGate
-from hiveon_async._policy._pacing import DOUBLING, RateLearner
+from hiveon_async._policy._pacing import DOUBLING, MIN_RATE, RateLearner
 
 from .fake_time import FakeTime
 from .limiters import HaproxyRate, Limiter, SlidingWindow, TokenBucket, run_batch
@@ -101,6 +101,25 @@ def test_time_without_answers_does_not_grow_the_rate() -> None:
 
     assert learner.rate is not None
     assert learner.rate <= cut * 2 ** (0.1 / DOUBLING) + 1e-9
+
+
+def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
+    """A rate cut to MIN_RATE grows by two turns' time per answer, not by a tenth of a second.
+
+    Another process on the key took what was left, and answers come seconds apart:
+    it stayed under 3 requests/s for seconds against nginx.
+    """
+    learner = RateLearner()
+    for _ in range(10):
+        learner.on_send(0.0, queued=True)
+        learner.on_throttle(0.001, 0.0, 1.0)
+    assert learner.rate == MIN_RATE
+
+    learner.on_send(2.0, queued=True)
+    learner.on_success(2.001, 2.0)
+
+    assert learner.rate is not None
+    assert learner.rate >= MIN_RATE * 4 - 1e-9
 
 
 async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
