@@ -58,7 +58,9 @@ SETTLE = 1.5
 MIN_EVIDENCE = 3
 #: Successes a part of a second must hold before its rate counts (see successes()).
 SHORT_EVIDENCE = 8
-HALVES: tuple[float, ...] = (WINDOW / 2,)
+#: The recent parts of a second whose count of successes may stand for the rate, with
+#: how many successes each must hold (see successes()).
+PARTS: tuple[tuple[float, int], ...] = ((WINDOW / 2, SHORT_EVIDENCE), (WINDOW / 4, 50))
 #: Answers looked at to tell a limit from noise, and the 429s among them that mean a
 #: limit: SHARE of RECENT, counted from the first answer on (a server refusing 1% at
 #: random is noise, and so are a few refusals while a configured rate settles).
@@ -214,9 +216,12 @@ class RateLearner:
         """Answers other than 429 per second, over the last second or a recent part of it.
 
         While the rate climbs, a whole second lags behind what the server lets
-        through now: the last half second catches up, and the higher of the two
-        counts, once the half holds :data:`SHORT_EVIDENCE` answers. (A quarter
-        second would catch up faster, but a token bucket's burst fills it.)
+        through now: the last half second catches up, and the highest count
+        wins, once the half holds :data:`SHORT_EVIDENCE` answers. The last
+        quarter second counts too once it holds 50: a token bucket's burst (10
+        at nginx's) would fill a quarter second of fewer, but is a small part
+        of that many. At 400/s the half second still lagged the climb, and
+        the cut set the pace at 300/s.
         Before pacing begins the last second alone counts: what got through in
         the first instants was the server's burst, not its rate.
         """
@@ -227,9 +232,9 @@ class RateLearner:
             # Unpaced, or just after a hold: the server's burst (or a window that
             # emptied while everyone held) fills a short part. That is not a rate.
             return best
-        for part in HALVES:
+        for part, evidence in PARTS:
             recent = len(ok) - bisect.bisect_left(ok, now - part)
-            if recent >= SHORT_EVIDENCE:
+            if recent >= evidence:
                 best = max(best, recent / part)
         return best
 

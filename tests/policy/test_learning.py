@@ -61,7 +61,7 @@ async def test_a_batch_learns_the_limit(
 
 @pytest.mark.parametrize(
     ("rate", "least_share", "most_refused"),
-    [(20, 0.7, 0.3), (100, 0.75, 0.08), (400, 0.7, 0.025)],
+    [(20, 0.7, 0.3), (100, 0.75, 0.08), (400, 0.85, 0.025)],
 )
 async def test_a_batch_learns_a_window_that_counts_refusals(
     rate: int, least_share: float, most_refused: float
@@ -72,6 +72,8 @@ async def test_a_batch_learns_a_window_that_counts_refusals(
     count into the next. Today's figures, a little rounded; before the hold was a
     tenth of the Retry-After and growth stopped while nobody was answered, they
     were 19%, 46% and 59% of the rate (the 20/s run refused 87% of its requests).
+    At 400/s the last quarter second counting as evidence of what gets through
+    took it from 72% to 86%.
     """
     limiter = HaproxyRate(rate, 1.0)
     clock = FakeTime()
