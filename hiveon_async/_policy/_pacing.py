@@ -71,6 +71,8 @@ SHARE = 0.05
 #: request to that count and holds again; a whole ``Retry-After`` would waste the
 #: rest of it once the count fades (a sliding window's does, gradually).
 HOLD_SHARE = 0.1
+#: Seconds without any send after which sending is said to resume (see successes()).
+GAP = 0.25
 #: Seconds without a cut after which pacing stops.
 FORGET = 10.0
 #: Never pace slower than this, requests per second.
@@ -105,6 +107,7 @@ class RateLearner:
         # Answers to requests sent since the last cut settled.
         self._ok_since_cut = 0
         self._refused_since_cut = 0
+        self._last_send = self._resumed_at = -math.inf
         self._limit: float | None = None  # what got through when 429s came, once paced
         self._probe = PROBE
         self._grown_at = 0.0
@@ -115,6 +118,9 @@ class RateLearner:
         """Count one request going out at ``now``; ``queued`` when others wait for the pace."""
         if queued:
             self._queued_at = now
+        if now - self._last_send > GAP:
+            self._resumed_at = now  # the first send after a time without any
+        self._last_send = now
         sent = self._sent
         sent.append(now)
         if self._first_send == math.inf:
@@ -228,10 +234,17 @@ class RateLearner:
         ok = self._ok
         self._trim(ok, now)
         best = len(ok) / WINDOW
-        if self.rate is None or now - self._held_until < WINDOW:
-            # Unpaced, or just after a hold: the server's burst (or a window that
-            # emptied while everyone held) fills a short part. That is not a rate.
+        if self.rate is None:
+            # Unpaced: the server's burst fills a short part. That is not a rate.
             return best
+        if now - self._held_until < WINDOW:
+            # Just after a hold: a window that emptied while everyone held lets a
+            # burst through at once, so a short part is no rate; but nothing was
+            # sent during the hold (and while every task waited out its refused
+            # request's Retry-After), so a whole second undercounts. The time since
+            # sending resumed counts, half a second at least.
+            span = min(max(now - self._resumed_at, WINDOW / 2), WINDOW)
+            return len(ok) / span
         for part, evidence in PARTS:
             recent = len(ok) - bisect.bisect_left(ok, now - part)
             if recent >= evidence:

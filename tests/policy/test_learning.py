@@ -124,6 +124,36 @@ def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
     assert learner.rate >= MIN_RATE * 4 - 1e-9
 
 
+def test_a_cut_after_a_hold_counts_only_the_time_since_sending_resumed() -> None:
+    """The second before the cut was mostly idle: every task waited out a Retry-After.
+
+    Its successes over the whole second read half the rate the server allowed
+    (42/s against HAProxy's 100/s, and seconds of climbing back).
+    """
+    learner = RateLearner()
+    for index in range(100):  # a window's worth at once
+        learner.on_send(index / 2000)
+        learner.on_success(index / 2000 + 0.001, index / 2000)
+    for _ in range(5):
+        learner.on_send(0.05)
+        learner.on_throttle(0.051, 0.05, 1.0)
+    assert learner.rate == pytest.approx(95)  # the first cut: what got through
+    learner.on_send(0.89, queued=True)
+    hold = learner.on_throttle(0.9, 0.89, 1.0)  # refused at the new pace: hold
+    assert hold is not None
+    resumed = 0.9 + hold
+    for index in range(45):  # 100/s from the end of the hold
+        sent_at = resumed + index / 100
+        learner.on_send(sent_at, queued=True)
+        learner.on_success(sent_at + 0.001, sent_at)
+
+    learner.on_send(1.45, queued=True)
+    learner.on_throttle(1.46, 1.45, 1.0)
+
+    assert learner.rate is not None
+    assert learner.rate >= 0.8 * 90
+
+
 async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
     """RateLimit equal to a sliding window's rate: nothing refused, a rate just under it."""
     clock = FakeTime()
