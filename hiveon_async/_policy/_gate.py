@@ -399,13 +399,15 @@ class SendGate:
         """The client moved to another event loop: forget what belonged to the old one.
 
         The bucket, pauses, slow start's window and what was learned are plain
-        data and carry over. The queue's events, the window's event and the
-        attempts in flight belong to the old loop, whose calls never end here.
+        data and carry over. The queue's events, the window's event, the
+        attempts in flight and the connections (a process is warm once one
+        attempt was answered) belong to the old loop, whose calls never end here.
         """
         self._queue = deque()
         self._room = anyio.Event()
         self._room_wanted = False
         self._in_flight = 0
+        self._answered = False  # the old loop's connections are gone: cold again
 
     def _window_full(self) -> bool:
         window = self._window

@@ -326,6 +326,29 @@ async def test_a_cold_process_books_one_turn_per_round_trip_until_an_answer(
 
 
 @asyncio_only
+async def test_a_process_moved_to_a_new_event_loop_is_cold_again(
+    redis_server: RedisServer,
+) -> None:
+    """The connections of the old loop are gone: turns are booked singly again."""
+    shared = SharedLimit(redis_server.url, api_key="moved", base_url="https://api.hiveon.ai")
+    gate = SendGate(
+        RateLimit(per_second=500, burst=5), adaptive=False, clock=Clock(), shared=shared
+    )
+    await gate.wait_turn()
+    gate.done()  # answered: warm
+
+    gate.reset_loop_state()
+    before = redis_server.calls("evalsha") + redis_server.calls("eval")
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(gate.wait_turn)
+            await anyio.lowlevel.checkpoint()
+    await shared.aclose()
+
+    assert redis_server.calls("evalsha") + redis_server.calls("eval") - before >= 6
+
+
+@asyncio_only
 async def test_a_silent_redis_costs_a_batch_one_timeout_not_one_per_id() -> None:
     """Redis accepts but never answers: the ids fail with the error, after one wait, not 40."""
     listener = socket.create_server(("127.0.0.1", 0))
