@@ -107,7 +107,7 @@ class RateLearner:
         # Answers to requests sent since the last cut settled.
         self._ok_since_cut = 0
         self._refused_since_cut = 0
-        self._last_send = self._resumed_at = -math.inf
+        self._resumed_at = -math.inf  # the first send after the last gap (GAP)
         self._limit: float | None = None  # what got through when 429s came, once paced
         self._probe = PROBE
         self._grown_at = 0.0
@@ -118,10 +118,9 @@ class RateLearner:
         """Count one request going out at ``now``; ``queued`` when others wait for the pace."""
         if queued:
             self._queued_at = now
-        if now - self._last_send > GAP:
-            self._resumed_at = now  # the first send after a time without any
-        self._last_send = now
         sent = self._sent
+        if not sent or now - sent[-1] > GAP:
+            self._resumed_at = now  # the first send after a time without any
         sent.append(now)
         if self._first_send == math.inf:
             self._first_send = now

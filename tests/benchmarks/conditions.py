@@ -45,10 +45,10 @@ from .ratelimited import (
     IDS_PER_RATE,
     ChildResult,
     RateRun,
-    _child_env,
-    _csv,
-    _parse_result,
     child_command,
+    child_env,
+    child_result,
+    csv_list,
     describe,
     measure,
 )
@@ -163,7 +163,7 @@ def measure_fairness(limiter: Limiter, rate: int, backend: str) -> FairRun:
         result=ChildResult(),
     )
     server = LimiterProcess.start(limiter, rate)
-    env = _child_env(f"bench-{secrets.token_hex(8)}")  # one key for both
+    env = child_env(f"bench-{secrets.token_hex(8)}")  # one key for both
     try:
         start_at = time.time() + START_DELAY
         command = child_command(server.url, template, f"--start-at={start_at}")
@@ -186,11 +186,7 @@ def measure_fairness(limiter: Limiter, rate: int, backend: str) -> FairRun:
                 child.kill()
                 results.append(ChildResult(error="timed out"))
                 continue
-            result = _parse_result(stdout)
-            if result is None:
-                tail = (stderr or stdout).strip().splitlines()[-3:]
-                result = ChildResult(error=f"exit {child.returncode}: {' / '.join(tail)}")
-            results.append(result)
+            results.append(child_result(child.returncode, stdout, stderr))
     finally:
         server.stop()
     return FairRun(limiter=limiter.name, rate=rate, burst=limiter.burst(), results=results)
@@ -282,10 +278,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--only", type=_csv(str), default=list(CONDITIONS), help="any of " + ",".join(CONDITIONS)
+        "--only",
+        type=csv_list(str),
+        default=list(CONDITIONS),
+        help="any of " + ",".join(CONDITIONS),
     )
-    parser.add_argument("--rates", type=_csv(int), default=list(RATES), help="requests/s per key")
-    parser.add_argument("--limiters", type=_csv(str), default=list(LIMITER_NAMES))
+    parser.add_argument(
+        "--rates", type=csv_list(int), default=list(RATES), help="requests/s per key"
+    )
+    parser.add_argument("--limiters", type=csv_list(str), default=list(LIMITER_NAMES))
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     parser.add_argument(
         "--load", type=int, default=os.cpu_count() or 2, help="spinning processes (one per core)"

@@ -57,7 +57,16 @@ from .chart import TimelineSeries, timeline_svg
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
 from .measure import preload
 
-__all__ = ["MODES", "RateRun", "child_command", "main", "measure"]
+__all__ = [
+    "MODES",
+    "RateRun",
+    "child_command",
+    "child_env",
+    "child_result",
+    "csv_list",
+    "main",
+    "measure",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 MODES = ("learned", "told", "advertised", "naive")
@@ -431,7 +440,7 @@ class RateRun:
         return cls(**values)
 
 
-def _child_env(api_key: str) -> dict[str, str]:
+def child_env(api_key: str) -> dict[str, str]:
     # No proxy from the environment: the clients must talk to 127.0.0.1 directly.
     proxies = {"http_proxy", "https_proxy", "all_proxy"}
     env = {key: value for key, value in os.environ.items() if key.lower() not in proxies}
@@ -439,11 +448,13 @@ def _child_env(api_key: str) -> dict[str, str]:
     return env
 
 
-def _parse_result(stdout: str) -> ChildResult | None:
+def child_result(returncode: int, stdout: str, stderr: str) -> ChildResult:
+    """What a child process reported on its last result line, or why it reported nothing."""
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             return ChildResult(**json.loads(line[len(RESULT_PREFIX) :]))
-    return None
+    tail = (stderr or stdout).strip().splitlines()[-3:]
+    return ChildResult(error=f"exit {returncode}: {' / '.join(tail)}")
 
 
 def child_command(url: str, run: RateRun, *extra: str) -> list[str]:
@@ -482,17 +493,13 @@ def measure(limiter: Limiter, rate: int, mode: str, backend: str, *, spend: int 
                 text=True,
                 timeout=timeout,
                 cwd=ROOT,
-                env=_child_env(f"bench-{secrets.token_hex(8)}"),  # a fresh key: fresh limits
+                env=child_env(f"bench-{secrets.token_hex(8)}"),  # a fresh key: fresh limits
                 check=False,
             )
         except subprocess.TimeoutExpired:
             run.result.error = f"timed out after {timeout:g}s"
         else:
-            result = _parse_result(completed.stdout)
-            if result is None:
-                tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
-                result = ChildResult(error=f"exit {completed.returncode}: {' / '.join(tail)}")
-            run.result = result
+            run.result = child_result(completed.returncode, completed.stdout, completed.stderr)
         after = server.cpu_seconds()
         if before is not None and after is not None and run.result.elapsed > 0:
             run.server_cpu[limiter.program] = (after - before) / run.result.elapsed
@@ -630,7 +637,7 @@ def chart(runs: Sequence[RateRun], date: str, machine: dict[str, str]) -> str | 
     )
 
 
-def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     def parse(text: str) -> list[Any]:
         return [kind(part.strip()) for part in text.split(",") if part.strip()]
 
@@ -649,13 +656,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="a smoke test: R=100 only; nginx learned and naive, haproxy-ietf advertised",
     )
-    parser.add_argument("--rates", type=_csv(int), help="requests/s per key (20,100,400)")
+    parser.add_argument("--rates", type=csv_list(int), help="requests/s per key (20,100,400)")
     parser.add_argument(
-        "--limiters", type=_csv(str), help=f"any of {','.join(LIMITERS)} (all; --quick: 2)"
+        "--limiters", type=csv_list(str), help=f"any of {','.join(LIMITERS)} (all; --quick: 2)"
     )
     parser.add_argument(
         "--modes",
-        type=_csv(str),
+        type=csv_list(str),
         help=f"any of {','.join(MODES)}: only these, where the limiter has them",
     )
     parser.add_argument(

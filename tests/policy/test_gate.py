@@ -202,8 +202,7 @@ async def test_a_pace_that_rises_wakes_the_waiter_of_the_slow_one(fake_time: Fak
     gate = SendGate(None, clock=fake_time)
     pacer = gate.pacer
     assert pacer is not None
-    pacer.rate = 0.5
-    gate._window = None  # slow start is over: a limit was found
+    pacer.rate = 0.5  # a limit was found, and the pace cut low
     times: list[float] = []
 
     async def two_turns() -> None:
