@@ -241,6 +241,12 @@ class SendGate:
             if now < turn.booked:
                 await self.clock.space(turn.booked - now)
                 now = max(self.clock.now(), turn.booked)
+            while self._paused(now):
+                # A hold (a 503's Retry-After) began after the turn was booked: it holds
+                # this turn too. The turn is lost to the bucket, which is never overrun.
+                until = self._paused_until
+                await self.clock.hold(until - now)
+                now = max(self.clock.now(), until)
         return self._went(now)
 
     async def _book_shared(self, turn: _Turn) -> bool:

@@ -302,6 +302,32 @@ async def test_this_processs_waiters_are_served_first_come_first_served(
 
 
 @asyncio_only
+async def test_a_hold_that_begins_after_turns_were_booked_holds_them_too(
+    redis_server: RedisServer,
+) -> None:
+    """Turns booked in Redis, then a 503 holds the client: none of them goes during the hold."""
+    shared = SharedLimit(redis_server.url, api_key="held", base_url="https://api.hiveon.ai")
+    gate = SendGate(RateLimit(per_second=4, burst=1), adaptive=False, clock=Clock(), shared=shared)
+    await gate.wait_turn()  # a first attempt, answered: the process is warm
+    gate.done()
+    went: list[float] = []
+
+    async def take() -> None:
+        went.append(await gate.wait_turn())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(take)
+            await anyio.lowlevel.checkpoint()
+        await anyio.sleep(0.05)  # booked 0.25 s apart after the first turn, asleep until then
+        held_until = gate.clock.now() + 1.0  # at most when the hold ends
+        gate.pause(1.0)
+    await shared.aclose()
+    assert len(went) == 3
+    assert min(went) >= held_until
+
+
+@asyncio_only
 async def test_a_cold_process_books_one_turn_per_round_trip_until_an_answer(
     redis_server: RedisServer,
 ) -> None:
