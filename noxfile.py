@@ -193,13 +193,13 @@ def build(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmark throughput and CPU per stop, the rate-limited cell and its conditions, windows.
 
-    About 25 minutes.
+    About 25 minutes. The shared-limit cell needs redis-server too (Debian's package).
 
     Options go to the main harness: ``nox -s bench -- --quick``, ``-- --full``, ``-- --help``;
     ``--quick`` also shortens the rate-limited cell (nginx and haproxy from Debian's
     packages: ``apt-get install nginx-light haproxy``). See docs/benchmarks.md.
     """
-    session.install("-e", ".[speedups]", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.install("-e", ".[speedups,redis]", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "-m", "tests.benchmarks.run", *session.posargs)
     if not any(arg in ("-h", "--help") or arg.startswith("--from-json") for arg in session.posargs):
         quick = ["--quick"] if "--quick" in session.posargs else []
@@ -211,6 +211,10 @@ def bench(session: nox.Session) -> None:
         # Quotas per window (10 s) and a quota used up for an hour, on HAProxy.
         session.run(
             "python", "-m", "tests.benchmarks.windows", *(["--clients", "ours"] if quick else [])
+        )
+        # Four processes sharing one RateLimit through Redis, one killed; what Redis costs.
+        session.run(
+            "python", "-m", "tests.benchmarks.shared_limit", *(["--repeats", "1"] if quick else [])
         )
 
 
