@@ -80,12 +80,15 @@ class AsyncVendorClient:
             neither ``transport`` nor a proxy from the environment, and
             never for a client on httpx2 (aiohttp's pool speaks httpx); False
             always uses httpcore's.
-        redis_url: Share ``rate_limit`` with every client, in any process or
-            host, that uses the same API key and base URL, through this Redis
-            (``redis://``, ``rediss://`` or ``unix://``; the ``redis`` extra).
-            None reads ``$HIVEON_REDIS_URL``; unset, the limit is this
-            client's alone. Needs ``rate_limit``, and asyncio (refused under
-            trio). See "Running many processes" in the docs.
+        redis_url: Share the key's rate limit with every client, in any process
+            or host, that uses the same API key and base URL, through this
+            Redis (``redis://``, ``rediss://`` or ``unix://``; the ``redis``
+            extra): ``rate_limit``, the rate the server's headers announce,
+            the rate learned from 429s (from every process's answers) and
+            503 holds. None
+            reads ``$HIVEON_REDIS_URL``; unset, the limit is this client's
+            alone. Needs asyncio (refused under trio). See "Running many
+            processes" in the docs.
         on_attempt: Called with an :class:`AttemptInfo` after each attempt (every
             request sent, and how it ended): for metrics or structured logs
             without OpenTelemetry. Sync, run on the event loop: keep it quick.
@@ -163,7 +166,7 @@ class AsyncVendorClient:
         on_retry: RetryHook | None,
     ) -> None:
         api_key = resolve_api_key(api_key)
-        redis_url = resolve_redis_url(redis_url, rate_limit)
+        redis_url = resolve_redis_url(redis_url)
         url = resolve_base_url(base_url)
         default = default_metadata(metadata)
         if retry is None:

@@ -90,8 +90,9 @@ class Engine:
         max_concurrency: Requests in flight at most.
         transports: Settles how requests travel.
         clock: The time, and how to wait.
-        redis_url: Share ``rate_limit`` (and 503 holds) through this Redis with every
-            client on the same key and base URL, or None (already checked).
+        redis_url: Share the rate limit (configured, announced and learned) and 503
+            holds through this Redis with every client on the same key and base
+            URL, or None (already checked).
         on_attempt: Called after each attempt, or None.
         on_retry: Called before each retry's wait, or None.
     """

@@ -15,12 +15,12 @@ a waiter that is cancelled leaves nothing behind, and waiters held by a pause
 go one turn at a time when it ends: in any window of ``w`` seconds at most
 ``rate * w + burst`` attempts pass, pauses included.
 
-With a shared store (:mod:`._shared`, ``redis_url``), the configured and the
-announced rates are one bucket in Redis, for every process on the key: the
-head of the queue books its turn there (and turns for those behind it), and
-the local bucket keeps only the rate this process learned from its own 429s
-(each process learns its share). When Redis is lost the local bucket takes
-everything back until it returns.
+With a shared store (:mod:`._shared`, ``redis_url``), the configured, the
+announced and the learned rates are one bucket in Redis, for every process on
+the key: the head of the queue books its turn there (and turns for those
+behind it). Each process learns the key's rate from every process's answers
+(counted in Redis), and tells it with each booking. When Redis is lost the
+local bucket takes everything back until it returns.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .._config import RateLimit
 from ._headers import RateLimitState
 from ._pacing import RateLearner
 from ._sends import SendRecord
-from ._shared import MOST_BOOKED, SharedLimit
+from ._shared import HORIZON, MOST_BOOKED, SharedLimit
 
 logger = logging.getLogger("hiveon_async")
 
@@ -108,7 +108,7 @@ class SendGate:
         shared: SharedLimit | None = None,
     ) -> None:
         self._limit = rate_limit
-        self.shared = shared if rate_limit is not None else None
+        self.shared = shared
         ceiling = None if rate_limit is None else rate_limit.per_second
         self.pacer = RateLearner(ceiling) if adaptive else None
         self.clock = clock
@@ -160,10 +160,7 @@ class SendGate:
     def _interval_and_burst(self) -> tuple[float, int] | None:
         """Return (seconds between attempts, burst) in force now, or None for no limit."""
         if self._sharing():
-            # The configured and announced rates are kept in the shared store; here only
-            # this process's learned share.
-            learned = None if self.clock.testing or self.pacer is None else self.pacer.rate
-            return None if learned is None else (1.0 / learned, 1)
+            return None  # every rate is kept in the shared store (_shared_shape)
         paced = None if self.clock.testing else self.paced_rate
         limit = self._limit
         if limit is None:
@@ -172,15 +169,22 @@ class SendGate:
             return 1.0 / (limit.per_second * HEADROOM), limit.burst
         return 1.0 / paced, 1
 
-    def _shared_shape(self) -> tuple[float, int]:
-        """(seconds between attempts, burst) of the shared bucket: configured, or announced."""
+    def _shared_shape(self) -> tuple[float | None, int, float | None]:
+        """What to book the shared bucket with: (seconds between turns, burst, learned).
+
+        The first two are the ceiling, configured or announced (None: neither);
+        the last is the key's rate as this process learned it (see :mod:`._shared`).
+        """
+        learned = None if self.clock.testing or self.pacer is None else self.pacer.rate
         limit = self._limit
-        assert limit is not None  # a shared store comes with a RateLimit
         advertised = self._advertised
-        ceiling = limit.per_second * SHARED_HEADROOM
-        if advertised is None or self.clock.now() >= self._advertised_until:
-            return 1.0 / ceiling, limit.burst
-        return 1.0 / min(advertised, ceiling), 1
+        if advertised is not None and self.clock.now() < self._advertised_until:
+            if limit is not None:
+                advertised = min(advertised, limit.per_second * SHARED_HEADROOM)
+            return 1.0 / advertised, 1, learned
+        if limit is None:
+            return None, 1, learned
+        return 1.0 / (limit.per_second * SHARED_HEADROOM), limit.burst, learned
 
     def _sharing(self) -> bool:
         return self.shared is not None and self.shared.usable()
@@ -242,8 +246,9 @@ class SendGate:
                 await self.clock.space(turn.booked - now)
                 now = max(self.clock.now(), turn.booked)
             while self._paused(now):
-                # A hold (a 503's Retry-After) began after the turn was booked: it holds
-                # this turn too. The turn is lost to the bucket, which is never overrun.
+                # A hold (a 503's Retry-After, or a learned one) began after the turn was
+                # booked: it holds this turn too. The turn is lost to the bucket, which is
+                # never overrun.
                 until = self._paused_until
                 await self.clock.hold(until - now)
                 now = max(self.clock.now(), until)
@@ -258,22 +263,31 @@ class SendGate:
         """
         shared = self.shared
         assert shared is not None  # only called while sharing
-        behind: list[_Turn] = []
-        if self._answered and self._credit is None and self._interval_and_burst() is None:
-            # Nothing of this process's own holds the waiters back (a learned pace, the
-            # server's count of requests left): book for them too, in this round trip.
-            # Not before the first answer: a cold process's first requests each open a
-            # connection, leave late, and would bunch with the turns booked after them
-            # (the bucket's burst booked at once by one process overran a 1 s window).
-            queued = itertools.islice(self._queue, 1, MOST_BOOKED)
-            behind = [other for other in queued if not other.free]
-        interval, burst = self._shared_shape()
-        delays = await shared.book(1 + len(behind), interval, burst)
-        if delays is None:
-            return False
+        while True:
+            behind: list[_Turn] = []
+            if self._answered and self._credit is None:
+                # Nothing of this process's own holds the waiters back (the server's
+                # count of requests left): book for them too, in this round trip. Not
+                # before the first answer: a cold process's first requests each open a
+                # connection, leave late, and would bunch with the turns booked after
+                # them (the bucket's burst booked at once by one process overran a 1 s
+                # window).
+                queued = itertools.islice(self._queue, 1, MOST_BOOKED)
+                behind = [other for other in queued if not other.free]
+            booking = await shared.book(1 + len(behind), *self._shared_shape())
+            if booking is None:
+                return False
+            if self.pacer is not None:
+                self.pacer.observe_key(self.clock.now(), booking.successes)
+            if booking.wait is None:
+                break
+            # The next turn is beyond the horizon (a slow pace): look again nearer to
+            # it, or sooner, since a learned pace may rise meanwhile.
+            await self.clock.space(min(max(booking.wait - HORIZON, 0.001), RECHECK))
         now = self.clock.now()
+        delays = booking.delays
         turn.booked = now + delays[0]
-        for other, delay in zip(behind, delays[1:], strict=True):
+        for other, delay in zip(behind, delays[1:], strict=False):
             other.booked = now + delay
             other.free = True
             other.event.set()
@@ -683,6 +697,8 @@ class SendGate:
         if self.pacer is None:
             return
         now = self.clock.now()
+        if not throttled and self.shared is not None:
+            self.shared.answered()  # the key's count of successes, told with the next booking
         if not throttled:
             opened = self._quota_opened
             if opened is None:
@@ -713,4 +729,6 @@ class SendGate:
             self._window = max(SLOW_START, self._window // 2)
         hold = self.pacer.on_throttle(now, sent_at, retry_after)
         if hold is not None:
-            self.pause(hold, share=False)
+            # The server counts what it refuses. Shared, the count is the key's: every
+            # process on it holds.
+            self.pause(hold, share=self._sharing())

@@ -71,6 +71,8 @@ SHARE = 0.05
 #: request to that count and holds again; a whole ``Retry-After`` would waste the
 #: rest of it once the count fades (a sliding window's does, gradually).
 HOLD_SHARE = 0.1
+#: Seconds the key's counts from the shared store stand for the key (see observe_key()).
+KEY_FRESH = 0.5
 #: Seconds without any send after which sending is said to resume (see successes()).
 GAP = 0.25
 #: Seconds without a cut after which pacing stops.
@@ -93,6 +95,10 @@ class RateLearner:
 
     def __init__(self, ceiling: float | None = None) -> None:
         self.rate: float | None = None
+        # The key's successes over the last 1, 1/2 and 1/4 s, every process's, and
+        # when the shared store said so (see observe_key()).
+        self._key: tuple[int, int, int] | None = None
+        self._key_at = -math.inf
         self._ceiling = ceiling
         self._sent: deque[float] = deque()
         self._ok: deque[float] = deque()
@@ -169,6 +175,11 @@ class RateLearner:
             # Nothing got through meanwhile, so there is nothing to learn but to hold again.
             self._held_until = self._settled_at = now + hold_for
             self._grown_at = self._held_until  # no growth while holding
+            if self._key is not None and self.rate is not None:
+                # Learning the key's rate from every process's count: a count told late
+                # may have read high, and holding at a pace over the limit never lets
+                # anything through (the processes go on sending between their holds).
+                self._set(max(self.rate * MARGIN, MIN_RATE), now, "cut")
             return hold_for
         through = self.successes(now)
         if self.rate is None:  # the first sign of a limit: what got through was a burst
@@ -187,7 +198,7 @@ class RateLearner:
                 and now - self._last_cut < WINDOW
                 and self._refused_since_cut > self._ok_since_cut
             )
-            if len(self._ok) >= MIN_EVIDENCE:
+            if self._counts(now)[0] >= MIN_EVIDENCE:
                 limit = self._limit
                 if limit is not None and abs(through - limit) <= NEAR_SAME * limit:
                     self._probe = max(self._probe / 2, MIN_PROBE)  # refused where it was before
@@ -230,9 +241,8 @@ class RateLearner:
         Before pacing begins the last second alone counts: what got through in
         the first instants was the server's burst, not its rate.
         """
-        ok = self._ok
-        self._trim(ok, now)
-        best = len(ok) / WINDOW
+        second, *parts = self._counts(now)
+        best = second / WINDOW
         if self.rate is None:
             # Unpaced: the server's burst fills a short part. That is not a rate.
             return best
@@ -243,12 +253,33 @@ class RateLearner:
             # request's Retry-After), so a whole second undercounts. The time since
             # sending resumed counts, half a second at least.
             span = min(max(now - self._resumed_at, WINDOW / 2), WINDOW)
-            return len(ok) / span
-        for part, evidence in PARTS:
-            recent = len(ok) - bisect.bisect_left(ok, now - part)
+            return second / span
+        for (part, evidence), recent in zip(PARTS, parts, strict=True):
             if recent >= evidence:
                 best = max(best, recent / part)
         return best
+
+    def observe_key(self, now: float, successes: tuple[int, int, int]) -> None:
+        """The shared store's count of the key's successes, every process's (:mod:`._shared`).
+
+        Over the last 1, 1/2 and 1/4 s. For :data:`KEY_FRESH` seconds they stand
+        in for this process's own (with its own since added): each process then
+        learns the key's rate, not its share of it.
+        """
+        self._key = successes
+        self._key_at = now
+
+    def _counts(self, now: float) -> tuple[int, ...]:
+        """Successes over the last second and over each of :data:`PARTS`: the key's, or ours."""
+        ok = self._ok
+        self._trim(ok, now)
+        ours = (len(ok), *(len(ok) - bisect.bisect_left(ok, now - part) for part, _ in PARTS))
+        key = self._key
+        if key is None or now - self._key_at > KEY_FRESH:
+            return ours
+        # The key's count when the store last answered, and ours since (not told yet).
+        since = len(ok) - bisect.bisect_right(ok, self._key_at)
+        return tuple(count + min(since, own) for count, own in zip(key, ours, strict=True))
 
     def _remember(self, throttled: bool) -> None:
         recent = self._recent

@@ -71,8 +71,8 @@ class StopSettings:
         journal_path: The journal, or None.
         output_kind: ``jsonl`` or ``table``.
         quiet: No progress bar, no summary.
-        redis_url: Share ``rate`` through this Redis with every process on the
-            key, or None.
+        redis_url: Share the key's rate limit (``rate``, announced or learned)
+            through this Redis with every process on the key, or None.
         wait_for_quota: Wait for a used-up quota to come back instead of stopping.
     """
 
@@ -139,9 +139,9 @@ def _metadata(
     envvar="HIVEON_REDIS_URL",
     show_envvar=True,
     metavar="URL",
-    help="Share --rate with every process on the same key through this Redis "
-    "(redis:// or rediss://). Needs --rate. A URL with a password belongs in the "
-    "variable: a flag lands in shell history.",
+    help="Share the key's rate limit (--rate, or the rate learned from 429s) with every "
+    "process on the same key through this Redis (redis:// or rediss://). A URL with a "
+    "password belongs in the variable: a flag lands in shell history.",
 )
 @click.option(
     "--max-attempts",
@@ -201,8 +201,6 @@ def stop(**options: Any) -> None:
         raise click.UsageError(
             "no deployment ids: give them as arguments, or --file PATH (--file - reads stdin)"
         )
-    if settings.redis_url is not None and settings.rate is None:
-        raise click.UsageError("--redis-url (or $HIVEON_REDIS_URL) shares --rate: give --rate")
     raise CliExit(run_stop(settings))
 
 

@@ -389,12 +389,18 @@ def test_redis_url_shares_the_rate_through_redis(fake_vendor: ServedVendor) -> N
         server.stop()
 
 
-def test_redis_url_comes_from_the_environment_and_needs_a_rate(fake_vendor: ServedVendor) -> None:
-    """``$HIVEON_REDIS_URL`` without ``--rate``: a usage error, exit 2, nothing sent."""
-    result = stop(fake_vendor.env(HIVEON_REDIS_URL="redis://127.0.0.1:1/0"), "dep-1")
-    assert result.exit_code == 2
-    assert "--rate" in result.stderr
-    assert fake_vendor.fake.request_count == 0
+def test_redis_url_comes_from_the_environment_and_needs_no_rate(
+    fake_vendor: ServedVendor,
+) -> None:
+    """``$HIVEON_REDIS_URL`` without ``--rate``: the run shares what it learns there."""
+    server = RedisServer(redis_binary())
+    server.start()
+    try:
+        result = stop(fake_vendor.env(HIVEON_REDIS_URL=server.url), "dep-1", "dep-2")
+        assert result.exit_code == 0, result.stderr
+        assert server.calls("evalsha") + server.calls("eval") > 0, "its turns went through Redis"
+    finally:
+        server.stop()
 
 
 def test_an_unreachable_redis_is_named_without_its_password(fake_vendor: ServedVendor) -> None:

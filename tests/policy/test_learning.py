@@ -154,6 +154,33 @@ def test_a_cut_after_a_hold_counts_only_the_time_since_sending_resumed() -> None
     assert learner.rate >= 0.8 * 90
 
 
+def test_a_process_sharing_the_key_learns_the_keys_rate_not_its_share() -> None:
+    """Two processes on one key: the cut goes to what got through for both, as Redis counts it.
+
+    Each process sees only its share of the answers: cut to its own, two processes
+    that began unevenly kept that split (12% and 86% of nginx's 20/s).
+    """
+    learner = RateLearner()
+    for index in range(40):  # this process's share: 40 of the key's 100 successes
+        learner.on_send(index / 40)
+        learner.on_success(index / 40 + 0.001, index / 40)
+    learner.observe_key(0.99, (100, 50, 25))  # the key's count, every process's
+    for _ in range(5):
+        learner.on_send(1.0)
+        learner.on_throttle(1.0, 1.0, 1.0)
+    assert learner.rate == pytest.approx(100 * 0.95)
+
+    alone = RateLearner()  # the same, but the store's count is stale: its own stands
+    for index in range(40):
+        alone.on_send(index / 40)
+        alone.on_success(index / 40 + 0.001, index / 40)
+    alone.observe_key(0.4, (100, 50, 25))
+    for _ in range(5):
+        alone.on_send(1.0)
+        alone.on_throttle(1.0, 1.0, 1.0)
+    assert alone.rate == pytest.approx(40 * 0.95)
+
+
 async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
     """RateLimit equal to a sliding window's rate: nothing refused, a rate just under it."""
     clock = FakeTime()

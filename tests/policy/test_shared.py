@@ -8,6 +8,7 @@ refusal is tested on both backends.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import secrets
 import socket
@@ -28,6 +29,7 @@ from hiveon_async import (
     RetryPolicy,
 )
 from hiveon_async._clock import Clock, set_testing
+from hiveon_async._policy import _shared
 from hiveon_async._policy._gate import HEADROOM, SendGate
 from hiveon_async._policy._shared import SharedLimit
 from hiveon_async.testing import FakeVendorAPI, Fault
@@ -214,6 +216,27 @@ async def test_a_slow_redis_books_many_turns_per_round_trip(redis_server: RedisS
 
 
 @asyncio_only
+async def test_a_slow_redis_books_turns_two_round_trips_ahead_at_a_learned_pace(
+    redis_server: RedisServer,
+) -> None:
+    """Redis 100 ms away at a learned 100/s: each booking covers its round trips, not 20 ms.
+
+    Booked only 20 ms ahead, each answer would bring two turns, due before it
+    arrived: a fifth of the learned rate.
+    """
+    proxy = DelayProxy(redis_server.port, delay=0.1)
+    shared = SharedLimit(proxy.url(), api_key="far", base_url="https://api.hiveon.ai")
+    try:
+        assert await shared.book(1, None, 1, learned=100.0) is not None  # the first round trip
+        booking = await shared.book(40, None, 1, learned=100.0)
+    finally:
+        await shared.aclose()
+        proxy.close()
+    assert booking is not None
+    assert len(booking.delays) >= 20  # 0.2 s of turns at 100/s, at least
+
+
+@asyncio_only
 async def test_a_503_hold_holds_every_client_on_the_key(redis_server: RedisServer) -> None:
     """A 503 with Retry-After to one client holds the other client's sending too."""
     fake = FakeVendorAPI()
@@ -261,10 +284,133 @@ async def test_a_bad_redis_url_is_refused_before_any_io(url: str, message: str) 
         FakeVendorAPI().client(rate_limit=RateLimit(per_second=5), redis_url=url)
 
 
-async def test_redis_url_needs_a_rate_limit_to_share() -> None:
-    """``redis_url`` without ``rate_limit``: a clear InvalidRequestError."""
-    with pytest.raises(InvalidRequestError, match="rate_limit"):
-        FakeVendorAPI().client(redis_url="redis://127.0.0.1:6379/0")
+@asyncio_only
+async def test_redis_url_without_a_rate_limit_shares_what_is_learned(
+    redis_server: RedisServer,
+) -> None:
+    """No ``rate_limit``: the client still books through Redis, and tells it its answers."""
+    fake = FakeVendorAPI()
+    async with fake.client(redis_url=redis_server.url) as client:
+        assert await stop_many(client, "learn", 10) == 10
+    assert redis_server.calls("evalsha") + redis_server.calls("eval") > 0
+    assert any(key.endswith(":ok") for key in list(redis_server.keys()))
+
+
+def two_processes(url: str) -> tuple[SharedLimit, SharedLimit]:
+    """Two stores on one key, as two processes would have."""
+    return (
+        SharedLimit(url, api_key="two", base_url="https://api.hiveon.ai"),
+        SharedLimit(url, api_key="two", base_url="https://api.hiveon.ai"),
+    )
+
+
+def spacing(delays: list[float]) -> list[float]:
+    """The time between consecutive booked turns, to the microsecond."""
+    return [round(later - earlier, 6) for earlier, later in itertools.pairwise(delays)]
+
+
+@asyncio_only
+async def test_the_key_counts_every_processs_successes(redis_server: RedisServer) -> None:
+    """Each booking tells Redis its answers; each answer holds the whole key's count."""
+    first, second = two_processes(redis_server.url)
+    for _ in range(3):
+        first.answered()
+    for _ in range(2):
+        second.answered()
+    told = await first.book(0, None, 1)
+    assert told is not None
+    assert told.successes[0] == 3
+    both = await second.book(0, None, 1)
+    assert both is not None
+    assert both.successes[0] == 5  # the last second: every process's
+    assert both.successes[0] >= both.successes[1] >= both.successes[2]
+    await first.aclose()
+    await second.aclose()
+
+
+@asyncio_only
+async def test_the_bucket_runs_at_the_highest_learned_rate_that_stands(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learned rates told by two processes: the highest paces the key, until it lapses."""
+    monkeypatch.setattr(_shared, "HORIZON", 60.0)  # book every turn asked, to see the spacing
+    first, second = two_processes(redis_server.url)
+    slow = await first.book(3, None, 1, learned=10.0)
+    assert slow is not None
+    assert spacing(slow.delays) == [0.1, 0.1]
+    fast = await second.book(3, None, 1, learned=20.0)
+    assert fast is not None
+    assert spacing(fast.delays) == [0.05, 0.05]
+    alone = await second.book(2, None, 1, learned=None)  # second stops pacing: first's stands
+    assert alone is not None
+    assert spacing(alone.delays) == [0.1]
+    # Under a configured ceiling, the learned rate paces only when it is lower.
+    capped = await first.book(2, 1 / 5, 1, learned=10.0)
+    assert capped is not None
+    assert spacing(capped.delays) == [0.2]
+    await first.aclose()
+    await second.aclose()
+
+
+@asyncio_only
+async def test_a_learned_rate_lapses_when_its_process_stops_booking(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that ended leaves its rate behind only for LEARNED_LIFETIME."""
+    monkeypatch.setattr(_shared, "HORIZON", 60.0)
+    monkeypatch.setattr(_shared, "LEARNED_LIFETIME", 0.05)
+    first, second = two_processes(redis_server.url)
+    assert await first.book(1, None, 1, learned=100.0) is not None
+    await anyio.sleep(0.2)
+    unpaced = await second.book(3, None, 1)
+    assert unpaced is not None
+    assert unpaced.delays == [0.0, 0.0, 0.0]  # nothing learned stands: no pace
+    await first.aclose()
+    await second.aclose()
+
+
+@asyncio_only
+async def test_two_processes_take_turns_at_the_learned_pace(redis_server: RedisServer) -> None:
+    """One process learned 10/s; another on the key, unpaced, goes at that pace too.
+
+    Their turns interleave from one bucket: together 10/s, not 10/s plus an
+    unpaced process.
+    """
+    first, second = two_processes(redis_server.url)
+    learned = SendGate(None, clock=Clock(), shared=first)
+    fresh = SendGate(None, clock=Clock(), shared=second)
+    assert learned.pacer is not None
+    learned.pacer.rate = 10.0  # as after a cut
+    went: list[float] = []
+
+    async def take(gate: SendGate) -> None:
+        went.append(await gate.wait_turn())
+        gate.done()
+
+    async with anyio.create_task_group() as tg:
+        for gate in (learned, fresh, learned, fresh, learned, fresh):
+            tg.start_soon(take, gate)
+    await first.aclose()
+    await second.aclose()
+    # Six turns at 10/s span half a second (a late timer only lengthens it); alone,
+    # the learned process's three would span 0.2 s and the other's go at once.
+    assert max(went) - min(went) >= 0.45
+
+
+@asyncio_only
+async def test_a_turn_beyond_the_horizon_is_not_booked(redis_server: RedisServer) -> None:
+    """At a slow learned pace only the turns due within HORIZON are booked; then a wait."""
+    first, _ = two_processes(redis_server.url)
+    booked = await first.book(3, None, 1, learned=2.0)
+    assert booked is not None
+    assert booked.delays == [0.0]
+    assert booked.wait is None
+    later = await first.book(1, None, 1, learned=2.0)
+    assert later is not None
+    assert later.delays == []
+    assert later.wait is not None
+    assert 0.3 < later.wait <= 0.5
+    await first.aclose()
 
 
 async def test_the_environment_variable_is_read(
