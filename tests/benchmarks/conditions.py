@@ -10,6 +10,9 @@ each batch runs in a fresh process through ``ratelimited.py``'s child.
   both send (until the first one ends), what got through for both together
   and for each, as a share of R. Goal: together at least 85%, neither under a
   third.
+- ``shared``: the same, with both processes given one ``redis_url`` (a
+  ``redis-server`` the harness starts on loopback): each learns the key's rate
+  from both processes' answers, and they take turns from one bucket. Same goal.
 - ``loaded``: a told batch (``RateLimit`` at the server's limit) while one
   process per core spins on the CPU, so that timers fire late. Goal: at least
   95% of the allowed rate, at most 1% refused.
@@ -52,11 +55,12 @@ from .ratelimited import (
     describe,
     measure,
 )
+from .shared_limit import Redis
 
 __all__ = ["FairRun", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONDITIONS = ("fairness", "loaded", "spent")
+CONDITIONS = ("fairness", "shared", "loaded", "spent")
 LIMITER_NAMES = ("nginx", "haproxy")
 RATES = (20, 100, 400)
 #: The issue's fairness goal: together at least this share of R, each at least FAIR.
@@ -91,12 +95,14 @@ class FairRun:
         rate: Requests/s the limiter allows per key.
         results: What each process measured (timelines start at the common moment).
         burst: What the limiter lets through beyond its rate.
+        shared: Whether the processes shared their limit through Redis.
     """
 
     limiter: str
     rate: int
     burst: int
     results: list[ChildResult]
+    shared: bool = False
 
     @property
     def overlap(self) -> float:
@@ -150,8 +156,13 @@ class FairRun:
         )
 
 
-def measure_fairness(limiter: Limiter, rate: int, backend: str) -> FairRun:
-    """Two processes learn on one fresh key at the same moment, against one limiter."""
+def measure_fairness(
+    limiter: Limiter, rate: int, backend: str, redis_url: str | None = None
+) -> FairRun:
+    """Two processes learn on one fresh key at the same moment, against one limiter.
+
+    ``redis_url``: both share their limit through this Redis.
+    """
     n = IDS_PER_RATE * rate // 2
     template = RateRun(
         limiter=limiter.name,
@@ -166,7 +177,10 @@ def measure_fairness(limiter: Limiter, rate: int, backend: str) -> FairRun:
     env = child_env(f"bench-{secrets.token_hex(8)}")  # one key for both
     try:
         start_at = time.time() + START_DELAY
-        command = child_command(server.url, template, f"--start-at={start_at}")
+        extra = [f"--start-at={start_at}"]
+        if redis_url is not None:
+            extra.append(f"--redis-url={redis_url}")
+        command = child_command(server.url, template, *extra)
         children = [
             subprocess.Popen(
                 command,
@@ -189,7 +203,13 @@ def measure_fairness(limiter: Limiter, rate: int, backend: str) -> FairRun:
             results.append(child_result(child.returncode, stdout, stderr))
     finally:
         server.stop()
-    return FairRun(limiter=limiter.name, rate=rate, burst=limiter.burst(), results=results)
+    return FairRun(
+        limiter=limiter.name,
+        rate=rate,
+        burst=limiter.burst(),
+        results=results,
+        shared=redis_url is not None,
+    )
 
 
 def _run_all(args: argparse.Namespace) -> tuple[list[FairRun], dict[str, list[RateRun]]]:
@@ -198,6 +218,22 @@ def _run_all(args: argparse.Namespace) -> tuple[list[FairRun], dict[str, list[Ra
     fair: list[FairRun] = []
     told: dict[str, list[RateRun]] = {"loaded": [], "spent": []}
     started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        redis = None
+        if "shared" in args.only:
+            redis = Redis()  # one server: each run's fresh key has its own Redis keys
+            stack.callback(redis.stop)
+        _run_cells(args, fair, told, None if redis is None else redis.url, started)
+    return fair, told
+
+
+def _run_cells(
+    args: argparse.Namespace,
+    fair: list[FairRun],
+    told: dict[str, list[RateRun]],
+    redis_url: str | None,
+    started: float,
+) -> None:
 
     def show(condition: str, limiter: str, rate: int, text: str) -> None:
         elapsed = time.monotonic() - started
@@ -209,6 +245,9 @@ def _run_all(args: argparse.Namespace) -> tuple[list[FairRun], dict[str, list[Ra
             if "fairness" in args.only:
                 fair.append(measure_fairness(limiter, rate, args.backend))
                 show("fairness", name, rate, fair[-1].describe())
+            if redis_url is not None:
+                fair.append(measure_fairness(limiter, rate, args.backend, redis_url))
+                show("shared", name, rate, fair[-1].describe())
             if "loaded" in args.only:
                 with cpu_load(args.load):
                     told["loaded"].append(measure(limiter, rate, "told", args.backend))
@@ -217,7 +256,6 @@ def _run_all(args: argparse.Namespace) -> tuple[list[FairRun], dict[str, list[Ra
                 run = measure(limiter, rate, "told", args.backend, spend=max(rate // 2, 1))
                 told["spent"].append(run)
                 show("spent", name, rate, f"{describe(run)}  (spent {run.result.spent})")
-    return fair, told
 
 
 def markdown(
@@ -231,11 +269,11 @@ def markdown(
             "",
             "## Two processes learning on one key",
             "",
-            "| limiter | R | both sending | together | each | refused | goal |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| limiter | R | through Redis | both sending | together | each | refused | goal |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for run in fair:
-            head = f"| {run.limiter} | {run.rate} |"
+            head = f"| {run.limiter} | {run.rate} | {'yes' if run.shared else 'no'} |"
             if run.verdict == "-":
                 lines.append(f"{head} {run.describe()} | | | | |")
                 continue
@@ -326,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "limiter": run.limiter,
                 "rate": run.rate,
+                "shared": run.shared,
                 "overlap": run.overlap,
                 "together": run.together,
                 "shares": [run.share(result) for result in run.results],

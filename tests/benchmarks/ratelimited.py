@@ -210,6 +210,7 @@ async def _ours(
     *,
     spend: int = 0,
     start_at: float | None = None,
+    redis_url: str | None = None,
 ) -> ChildResult:
     from hiveon_async import AsyncVendorClient, BatchProgress, RateLimit, RetryPolicy
 
@@ -225,6 +226,7 @@ async def _ours(
             rate_limit=rate_limit,
             retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, budget=None),
             max_concurrency=CONCURRENCY,
+            redis_url=redis_url,
         ) as client,
         anyio.create_task_group() as group,
     ):
@@ -331,6 +333,7 @@ def child(args: argparse.Namespace) -> int:
                     *(args.url, api_key, args.rate, args.child, args.n, args.deadline, args.burst),
                     spend=args.spend,
                     start_at=args.start_at,
+                    redis_url=args.redis_url,
                 ),
                 backend=args.backend,
             )
@@ -687,6 +690,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--spend", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         return args
