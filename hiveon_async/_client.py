@@ -85,10 +85,9 @@ class AsyncVendorClient:
             Redis (``redis://``, ``rediss://`` or ``unix://``; the ``redis``
             extra): ``rate_limit``, the rate the server's headers announce,
             the rate learned from 429s (from every process's answers) and
-            503 holds. None
-            reads ``$HIVEON_REDIS_URL``; unset, the limit is this client's
-            alone. Needs asyncio (refused under trio). See "Running many
-            processes" in the docs.
+            503 holds. None reads ``$HIVEON_REDIS_URL``; unset, the limit is
+            this client's alone. Needs asyncio (refused under trio). See
+            "Running many processes" in the docs.
         on_attempt: Called with an :class:`AttemptInfo` after each attempt (every
             request sent, and how it ended): for metrics or structured logs
             without OpenTelemetry. Sync, run on the event loop: keep it quick.

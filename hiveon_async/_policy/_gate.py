@@ -697,9 +697,9 @@ class SendGate:
         if self.pacer is None:
             return
         now = self.clock.now()
-        if not throttled and self.shared is not None:
-            self.shared.answered()  # the key's count of successes, told with the next booking
         if not throttled:
+            if self.shared is not None:
+                self.shared.answered()  # the key's count of successes, told at the next booking
             opened = self._quota_opened
             if opened is None:
                 self._quota_opened = sent_at

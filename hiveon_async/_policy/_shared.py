@@ -27,9 +27,8 @@ consults this store at the head of its queue:
 - **Booked at most** :data:`HORIZON` **ahead at a learned pace** (or two
   round trips to Redis, when longer). A learned rate changes; a turn booked
   far ahead at an old pace would go at that pace, and a hold would not reach
-  it in another process. At a configured or
-  announced rate, every waiter's turn is booked at once, as far ahead as it
-  falls.
+  it in another process. At a configured or announced rate, every waiter's
+  turn is booked at once, as far ahead as it falls.
 - **Keys name a fingerprint, never the key.** A SHA-256 of the base URL and
   the API key, truncated, names the Redis keys.
 - **Redis lost: the process goes on alone.** A lost connection, or an answer
@@ -93,8 +92,7 @@ LEARNED_LIFETIME = 2.0
 #: with two processes learning on one key against HAProxy at 100/s: 0.1 s let 68% of
 #: the rate through, with 23% of requests refused; 0.02 s, 86% and 11%.
 HORIZON = 0.02
-#: Seconds in one slot of the key's count of successes, and the slots in its second
-#: (the script's 50000 us and 20 slots).
+#: Seconds in one slot of the key's count of successes, and the slots in its second.
 SLOT = 0.05
 SLOTS = 20
 #: Schemes redis-py's ``from_url`` accepts.
@@ -102,13 +100,14 @@ SCHEMES = ("redis", "rediss", "unix")
 
 # KEYS[1]: the bucket's theoretical arrival time; KEYS[2]: until when sending is held;
 # KEYS[3]: each process's learned rate, a hash of "<rate> <expires>" by process;
-# KEYS[4]: answers other than 429 reported, a hash of counts by 50 ms slot.
+# KEYS[4]: answers other than 429 reported, a hash of counts by slot of time.
 # Times in microseconds on Redis's clock, written with %.0f (Lua's tostring would round
 # them to 14 digits). ARGV: the ceiling's interval (us, 0 for none), its burst, turns to
 # book, hold (us, 0 for none), this process's id, its learned rate (requests/s, 0 for
-# none), how long that stands (us), the horizon (us), and the answers other than 429
-# this process had since its last booking, counted by age in 50 ms slots
-# ("3,0,1": 3 in the last 50 ms, 1 from 100 to 150 ms ago; "" for none). The bucket
+# none), how long that stands (us), the horizon (us), the answers other than 429 this
+# process had since its last booking, counted by age in slots ("3,0,1": 3 in the last
+# slot, 1 two slots before; "" for none), a slot's width (us) and the slots in a
+# second (the counts returned are over all of them, half and a quarter). The bucket
 # runs at the highest learned rate that stands, when there is one and it is under the
 # ceiling, with no burst; only then does the horizon apply.
 # Returns the key's answers other than 429 over the last 1, 1/2 and 1/4 s, then each
@@ -124,24 +123,26 @@ local hold = tonumber(ARGV[4])
 local learned = tonumber(ARGV[6])
 local lifetime = tonumber(ARGV[7])
 local horizon = tonumber(ARGV[8])
-local slot = math.floor(now / 50000)
+local width = tonumber(ARGV[10])
+local slots = tonumber(ARGV[11])
+local slot = math.floor(now / width)
 if ARGV[9] ~= '' then
   local age = 0
   for n in string.gmatch(ARGV[9], '[^,]+') do
     if tonumber(n) > 0 then redis.call('HINCRBY', KEYS[4], slot - age, tonumber(n)) end
     age = age + 1
   end
-  redis.call('PEXPIRE', KEYS[4], 2000)
+  redis.call('PEXPIRE', KEYS[4], math.ceil(2 * slots * width / 1000))
 end
 local fields = {}
-for i = 0, 19 do fields[i + 1] = slot - i end
+for i = 0, slots - 1 do fields[i + 1] = slot - i end
 local counts = redis.call('HMGET', KEYS[4], unpack(fields))
 local ok = {0, 0, 0}
-for i = 1, 20 do
+for i = 1, slots do
   local n = tonumber(counts[i] or '0') or 0
   ok[1] = ok[1] + n
-  if i <= 10 then ok[2] = ok[2] + n end
-  if i <= 5 then ok[3] = ok[3] + n end
+  if i <= slots / 2 then ok[2] = ok[2] + n end
+  if i <= slots / 4 then ok[3] = ok[3] + n end
 end
 if learned > 0 then
   redis.call('HSET', KEYS[3], ARGV[5], string.format('%.6f %.0f', learned, now + lifetime))
@@ -386,6 +387,8 @@ class SharedLimit:
             # A turn must not be due before the answer that books it arrives.
             round(max(HORIZON, 2 * self._round_trip) * 1e6),
             ",".join(map(str, slots)),
+            round(SLOT * 1e6),
+            SLOTS,
         )
         from redis.exceptions import ConnectionError, TimeoutError
 

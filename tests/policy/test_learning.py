@@ -160,25 +160,22 @@ def test_a_process_sharing_the_key_learns_the_keys_rate_not_its_share() -> None:
     Each process sees only its share of the answers: cut to its own, two processes
     that began unevenly kept that split (12% and 86% of nginx's 20/s).
     """
-    learner = RateLearner()
-    for index in range(40):  # this process's share: 40 of the key's 100 successes
-        learner.on_send(index / 40)
-        learner.on_success(index / 40 + 0.001, index / 40)
-    learner.observe_key(0.99, (100, 50, 25))  # the key's count, every process's
-    for _ in range(5):
-        learner.on_send(1.0)
-        learner.on_throttle(1.0, 1.0, 1.0)
-    assert learner.rate == pytest.approx(100 * 0.95)
 
-    alone = RateLearner()  # the same, but the store's count is stale: its own stands
-    for index in range(40):
-        alone.on_send(index / 40)
-        alone.on_success(index / 40 + 0.001, index / 40)
-    alone.observe_key(0.4, (100, 50, 25))
-    for _ in range(5):
-        alone.on_send(1.0)
-        alone.on_throttle(1.0, 1.0, 1.0)
-    assert alone.rate == pytest.approx(40 * 0.95)
+    def refused_after_its_share(key_told_at: float) -> float | None:
+        """40 of the key's 100 successes were this process's; then 429s; the rate cut to."""
+        learner = RateLearner()
+        for index in range(40):
+            learner.on_send(index / 40)
+            learner.on_success(index / 40 + 0.001, index / 40)
+        learner.observe_key(key_told_at, (100, 50, 25))  # the key's count, every process's
+        for _ in range(5):
+            learner.on_send(1.0)
+            learner.on_throttle(1.0, 1.0, 1.0)
+        return learner.rate
+
+    assert refused_after_its_share(0.99) == pytest.approx(100 * 0.95)
+    # The store's count is stale (told 0.6 s before): the process's own stands.
+    assert refused_after_its_share(0.4) == pytest.approx(40 * 0.95)
 
 
 async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:

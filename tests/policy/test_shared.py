@@ -14,7 +14,7 @@ import secrets
 import socket
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -31,7 +31,7 @@ from hiveon_async import (
 from hiveon_async._clock import Clock, set_testing
 from hiveon_async._policy import _shared
 from hiveon_async._policy._gate import HEADROOM, SendGate
-from hiveon_async._policy._shared import SharedLimit
+from hiveon_async._policy._shared import Booking, SharedLimit
 from hiveon_async.testing import FakeVendorAPI, Fault
 
 from .redis_server import DelayProxy, RedisServer, free_port, redis_binary, self_signed
@@ -296,87 +296,87 @@ async def test_redis_url_without_a_rate_limit_shares_what_is_learned(
     assert any(key.endswith(":ok") for key in list(redis_server.keys()))
 
 
-def two_processes(url: str) -> tuple[SharedLimit, SharedLimit]:
-    """Two stores on one key, as two processes would have."""
-    return (
-        SharedLimit(url, api_key="two", base_url="https://api.hiveon.ai"),
-        SharedLimit(url, api_key="two", base_url="https://api.hiveon.ai"),
+@pytest.fixture
+async def stores(redis_server: RedisServer) -> AsyncIterator[tuple[SharedLimit, SharedLimit]]:
+    """Two stores on one key, as two processes would have; closed after the test."""
+    pair = (
+        SharedLimit(redis_server.url, api_key="two", base_url="https://api.hiveon.ai"),
+        SharedLimit(redis_server.url, api_key="two", base_url="https://api.hiveon.ai"),
     )
+    yield pair
+    for store in pair:
+        await store.aclose()
 
 
-def spacing(delays: list[float]) -> list[float]:
+async def booked(
+    store: SharedLimit, count: int, interval: float | None = None, learned: float | None = None
+) -> Booking:
+    """Book through ``store`` (burst 1), which must answer."""
+    booking = await store.book(count, interval, 1, learned)
+    assert booking is not None, "Redis answered"
+    return booking
+
+
+def spacing(booking: Booking) -> list[float]:
     """The time between consecutive booked turns, to the microsecond."""
-    return [round(later - earlier, 6) for earlier, later in itertools.pairwise(delays)]
+    return [round(later - earlier, 6) for earlier, later in itertools.pairwise(booking.delays)]
 
 
 @asyncio_only
-async def test_the_key_counts_every_processs_successes(redis_server: RedisServer) -> None:
+async def test_the_key_counts_every_processs_successes(
+    stores: tuple[SharedLimit, SharedLimit],
+) -> None:
     """Each booking tells Redis its answers; each answer holds the whole key's count."""
-    first, second = two_processes(redis_server.url)
+    first, second = stores
     for _ in range(3):
         first.answered()
     for _ in range(2):
         second.answered()
-    told = await first.book(0, None, 1)
-    assert told is not None
-    assert told.successes[0] == 3
-    both = await second.book(0, None, 1)
-    assert both is not None
-    assert both.successes[0] == 5  # the last second: every process's
-    assert both.successes[0] >= both.successes[1] >= both.successes[2]
-    await first.aclose()
-    await second.aclose()
+    assert (await booked(first, 0)).successes[0] == 3
+    both = (await booked(second, 0)).successes
+    assert both[0] == 5  # the last second: every process's
+    assert both[0] >= both[1] >= both[2]
 
 
 @asyncio_only
 async def test_the_bucket_runs_at_the_highest_learned_rate_that_stands(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    stores: tuple[SharedLimit, SharedLimit], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Learned rates told by two processes: the highest paces the key, until it lapses."""
     monkeypatch.setattr(_shared, "HORIZON", 60.0)  # book every turn asked, to see the spacing
-    first, second = two_processes(redis_server.url)
-    slow = await first.book(3, None, 1, learned=10.0)
-    assert slow is not None
-    assert spacing(slow.delays) == [0.1, 0.1]
-    fast = await second.book(3, None, 1, learned=20.0)
-    assert fast is not None
-    assert spacing(fast.delays) == [0.05, 0.05]
-    alone = await second.book(2, None, 1, learned=None)  # second stops pacing: first's stands
-    assert alone is not None
-    assert spacing(alone.delays) == [0.1]
+    first, second = stores
+    assert spacing(await booked(first, 3, learned=10.0)) == [0.1, 0.1]
+    assert spacing(await booked(second, 3, learned=20.0)) == [0.05, 0.05]
+    # The second stops pacing: the first's rate stands.
+    assert spacing(await booked(second, 2)) == [0.1]
     # Under a configured ceiling, the learned rate paces only when it is lower.
-    capped = await first.book(2, 1 / 5, 1, learned=10.0)
-    assert capped is not None
-    assert spacing(capped.delays) == [0.2]
-    await first.aclose()
-    await second.aclose()
+    assert spacing(await booked(first, 2, 1 / 5, learned=10.0)) == [0.2]
 
 
 @asyncio_only
 async def test_a_learned_rate_lapses_when_its_process_stops_booking(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    stores: tuple[SharedLimit, SharedLimit], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A process that ended leaves its rate behind only for LEARNED_LIFETIME."""
     monkeypatch.setattr(_shared, "HORIZON", 60.0)
     monkeypatch.setattr(_shared, "LEARNED_LIFETIME", 0.05)
-    first, second = two_processes(redis_server.url)
-    assert await first.book(1, None, 1, learned=100.0) is not None
+    first, second = stores
+    await booked(first, 1, learned=100.0)
     await anyio.sleep(0.2)
-    unpaced = await second.book(3, None, 1)
-    assert unpaced is not None
-    assert unpaced.delays == [0.0, 0.0, 0.0]  # nothing learned stands: no pace
-    await first.aclose()
-    await second.aclose()
+    # Nothing learned stands: no pace.
+    assert (await booked(second, 3)).delays == [0.0, 0.0, 0.0]
 
 
 @asyncio_only
-async def test_two_processes_take_turns_at_the_learned_pace(redis_server: RedisServer) -> None:
+async def test_two_processes_take_turns_at_the_learned_pace(
+    stores: tuple[SharedLimit, SharedLimit],
+) -> None:
     """One process learned 10/s; another on the key, unpaced, goes at that pace too.
 
     Their turns interleave from one bucket: together 10/s, not 10/s plus an
     unpaced process.
     """
-    first, second = two_processes(redis_server.url)
+    first, second = stores
     learned = SendGate(None, clock=Clock(), shared=first)
     fresh = SendGate(None, clock=Clock(), shared=second)
     assert learned.pacer is not None
@@ -390,27 +390,24 @@ async def test_two_processes_take_turns_at_the_learned_pace(redis_server: RedisS
     async with anyio.create_task_group() as tg:
         for gate in (learned, fresh, learned, fresh, learned, fresh):
             tg.start_soon(take, gate)
-    await first.aclose()
-    await second.aclose()
     # Six turns at 10/s span half a second (a late timer only lengthens it); alone,
     # the learned process's three would span 0.2 s and the other's go at once.
     assert max(went) - min(went) >= 0.45
 
 
 @asyncio_only
-async def test_a_turn_beyond_the_horizon_is_not_booked(redis_server: RedisServer) -> None:
+async def test_a_turn_beyond_the_horizon_is_not_booked(
+    stores: tuple[SharedLimit, SharedLimit],
+) -> None:
     """At a slow learned pace only the turns due within HORIZON are booked; then a wait."""
-    first, _ = two_processes(redis_server.url)
-    booked = await first.book(3, None, 1, learned=2.0)
-    assert booked is not None
-    assert booked.delays == [0.0]
-    assert booked.wait is None
-    later = await first.book(1, None, 1, learned=2.0)
-    assert later is not None
+    first, _ = stores
+    now = await booked(first, 3, learned=2.0)
+    assert now.delays == [0.0]
+    assert now.wait is None
+    later = await booked(first, 1, learned=2.0)
     assert later.delays == []
     assert later.wait is not None
     assert 0.3 < later.wait <= 0.5
-    await first.aclose()
 
 
 async def test_the_environment_variable_is_read(
