@@ -387,6 +387,8 @@ async def test_two_processes_take_turns_at_the_learned_pace(
         went.append(await gate.wait_turn())
         gate.done()
 
+    await learned.wait_turn()  # its first booking tells Redis the rate it learned
+    learned.done()
     async with anyio.create_task_group() as tg:
         for gate in (learned, fresh, learned, fresh, learned, fresh):
             tg.start_soon(take, gate)
