@@ -119,8 +119,11 @@ class SendGate:
         self.paused_total = 0.0
         self._queue: deque[_Turn] = deque()
         # Slow start, until the first sign of a limit: at most a window of attempts in
-        # flight, a window that doubles each round trip (only when learning the rate).
-        self._window: int | None = SLOW_START if adaptive and rate_limit is None else None
+        # flight, a window that doubles each round trip (only when adapting). Told the
+        # rate, it starts at one and ends at the configured burst (see done()).
+        self._window: int | None = None
+        if adaptive:
+            self._window = SLOW_START if rate_limit is None else 1
         self._in_flight = 0
         self._answered = False  # an attempt has ended: the transport has a connection
         self._room = anyio.Event()
@@ -504,6 +507,33 @@ class SendGate:
         self._window = None
         self._wake()
 
+    def _count_pace_from(self, now: float) -> None:
+        """The first attempt at a configured rate has ended: the pace counts from ``now``.
+
+        The client cannot tell when that attempt reached the server (it opened
+        the connection first, and left late: 30 ms and more), only that it had
+        by its answer. Paced from its turn, the next ones bunched with it: a
+        window that opens at the first arrival held one request too many, and
+        HAProxy's refused it and every one after it for that second (it counts
+        its refusals). The pace therefore counts from the answer, as if the
+        first attempt had gone then (the burst, if any, may still go at once).
+        """
+        shape = self._interval_and_burst()
+        if shape is not None:
+            self._tat = max(self._tat, now + shape[0])
+
+    def _bucket_spent(self, now: float) -> None:
+        """A 429 at a configured rate: the server's bucket is empty, and so is ours now.
+
+        The next turn is an interval away, and the burst comes back only as the
+        bucket refills (while nothing is sent). A key another client spent
+        gives no burst, whatever the configuration says.
+        """
+        shape = self._interval_and_burst()
+        if shape is not None:
+            interval, burst = shape
+            self._tat = max(self._tat, now + burst * interval)
+
     def _went(self, now: float) -> float:
         self._in_flight += 1
         if self._credit is not None:
@@ -520,15 +550,26 @@ class SendGate:
         if self._in_flight == 0:
             return  # sent on an event loop that is gone (see reset_loop_state)
         self._in_flight -= 1
-        self._answered = True
+        first, self._answered = not self._answered, True
         window = self._window
+        if first and self._limit is not None and self.pacer is not None:
+            self._count_pace_from(self.clock.now())
+            if window is not None:
+                # The first request went at the pace, not ahead of it: the burst's
+                # first request goes alone as well.
+                self._wake()
+                return
         if window is None:
             return
         # Slow start: each attempt that ends makes room for two, so the window doubles
         # each round trip. It ends at the first sign of a limit (the learner paces
-        # from then on) or once the window is large.
+        # from then on) or once the window is large. Told the rate, the window is the
+        # configured burst sent ahead of the pace: it ends once the burst fits in it,
+        # or at a 429 (on_response), so that a bucket another client spent refuses
+        # one request of the burst, not the whole burst (9 of 10 at 20/s, nginx).
         learned = self.pacer is not None and self.pacer.rate is not None
-        if learned or window + 1 >= SLOW_START_END:
+        end = SLOW_START_END if self._limit is None else self._limit.burst
+        if learned or window + 1 >= end:
             self._end_slow_start()
             return
         self._window = window + 1
@@ -723,7 +764,11 @@ class SendGate:
             if not self.clock.testing and retry_after <= self.max_hold:
                 self._quota_refused(now, sent_at, retry_after)
             return
-        if self._window is not None:
+        if self._limit is not None:
+            self._bucket_spent(now)
+            if self._window is not None:
+                self._end_slow_start()  # the burst met an empty bucket: the pace goes on
+        elif self._window is not None:
             # A 429 in slow start: halve the window (a random refusal only slows the
             # climb; a limit soon ends slow start through the learner).
             self._window = max(SLOW_START, self._window // 2)

@@ -166,6 +166,7 @@ async def run_batch(
     concurrency: int = 32,
     latency: float = 0.005,
     retry_after: float = 1.0,
+    connect: float = 0.0,
 ) -> BatchRun:
     """Stop ``ids`` deployments through ``gate``, as the engine does, against ``limiter``.
 
@@ -173,6 +174,8 @@ async def run_batch(
     tells the gate the answer and ends the attempt; a refused request waits
     its ``Retry-After`` before its retry, as the engine's retry loop does
     (``retry_after``, or a :class:`FixedWindow`'s seconds until its window ends).
+    The first request opens the connection: it reaches the server ``connect``
+    seconds after it went.
     """
     run = BatchRun()
     left = ids
@@ -183,8 +186,11 @@ async def run_batch(
             left -= 1
             while True:
                 sent_at = await gate.wait_turn()
+                late = connect if not run.sent else 0.0
                 run.sent.append(sent_at)
-                admitted = limiter.admit(sent_at)
+                if late:
+                    await clock.sleep(late)
+                admitted = limiter.admit(sent_at + late)
                 await clock.sleep(latency)
                 wait = (
                     limiter.retry_after(sent_at)
