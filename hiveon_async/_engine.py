@@ -404,6 +404,11 @@ class Engine:
         if not slots.try_take():
             await slots.take()
         try:
+            if self._shared.transport is None and not self.closed:
+                # Before the turn: making the pool's TLS context takes about 20 ms, and
+                # a turn taken first would reach the server that late, bunched with
+                # the next (HAProxy's window, opened by its arrival, refused the 21st).
+                self._open_transport()
             sent_at = await self.gate.wait_turn()
             if listener is not None:
                 try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -15,6 +17,7 @@ from hiveon_async import (
     APIStatusError,
     APITimeoutError,
     AsyncVendorClient,
+    RateLimit,
     RetryPolicy,
 )
 from hiveon_async.testing import FakeVendorAPI, Fault
@@ -76,6 +79,40 @@ async def test_success_on_the_wire(
     assert headers["content-type"] == "application/json"
     assert int(headers["content-length"]) == len(body)
     assert json.loads(body) == {"metadata": {"CLORE_API_KEY": clore_key}}
+
+
+async def test_the_pool_is_made_before_the_first_turn(
+    url: str,
+    connect: Callable[..., AsyncVendorClient],
+    monkeypatch: pytest.MonkeyPatch,
+    deployment_id: str,
+) -> None:
+    """The pool's TLS context (about 20 ms to make) is made before the first turn is taken.
+
+    Made after it, the first request reached the server that much later than
+    its turn, bunched with the next: HAProxy's window, which opens at the first
+    arrival, then held one request too many a second later, and refused it.
+    """
+    order: list[str] = []
+    make_context = httpx.create_ssl_context
+
+    def recorded(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        order.append("pool")
+        return make_context(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", recorded)
+    async with connect(url, rate_limit=RateLimit(per_second=100)) as client:
+        gate = client._engine.gate
+        take_turn = gate.wait_turn
+
+        async def turn() -> float:
+            order.append("turn")
+            return await take_turn()
+
+        monkeypatch.setattr(gate, "wait_turn", turn)
+        await client.stop_deployment(deployment_id)
+
+    assert order == ["pool", "turn"]
 
 
 async def test_connection_is_reused_across_calls(
