@@ -105,6 +105,7 @@ class RateLearner:
         self._recent: deque[bool] = deque(maxlen=RECENT)
         self._throttles = 0  # 429s among _recent
         self._first_send = math.inf
+        self._paced_since = math.inf  # the first cut (see successes())
         self._last_cut = -math.inf
         self._settled_at = -math.inf  # answers to requests sent before this say nothing new
         self._rate_at_cut = math.inf
@@ -239,7 +240,11 @@ class RateLearner:
         of that many. At 400/s the half second still lagged the climb, and
         the cut set the pace at 300/s.
         Before pacing begins the last second alone counts: what got through in
-        the first instants was the server's burst, not its rate.
+        the first instants was the server's burst, not its rate. A part that
+        reaches back before pacing began does not count either: against
+        HAProxy's window at 400/s the whole allowance went in the first 0.2 s,
+        a quarter second read 1,600/s, the pace doubled past the limit after
+        the hold, and the cut that followed set it at 228/s.
         """
         second, *parts = self._counts(now)
         best = second / WINDOW
@@ -255,7 +260,7 @@ class RateLearner:
             span = min(max(now - self._resumed_at, WINDOW / 2), WINDOW)
             return second / span
         for (part, evidence), recent in zip(PARTS, parts, strict=True):
-            if recent >= evidence:
+            if recent >= evidence and now - part >= self._paced_since:
                 best = max(best, recent / part)
         return best
 
@@ -302,6 +307,7 @@ class RateLearner:
             # No 429 worth a cut for a long while: the limit is gone or far above what
             # is sent. Stop pacing; a limit that is still there shows itself again.
             self.rate = self._limit = None
+            self._paced_since = math.inf
             self._probe = PROBE
             logger.debug("pacing stopped: no sustained 429s for %.0fs", FORGET)
             return
@@ -326,6 +332,8 @@ class RateLearner:
             self._grown_at = now
 
     def _set(self, rate: float, now: float, verb: str) -> None:
+        if self.rate is None:
+            self._paced_since = now
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("paced rate %s to %.1f requests/s", verb, rate)
         self.rate = rate

@@ -105,6 +105,37 @@ def test_time_without_answers_does_not_grow_the_rate() -> None:
     assert learner.rate <= cut * 2 ** (0.1 / DOUBLING) + 1e-9
 
 
+def test_a_window_opening_at_once_is_no_rate_once_paced() -> None:
+    """HAProxy's window lets its whole allowance through at once: 400 in the first 0.2 s.
+
+    That quarter second read 1,600/s. Taken for what the server lets through at
+    the second cut, it let the pace double past the limit after the hold (to
+    630/s), and the cut that followed, just after the hold, set it at 228/s:
+    54% to 62% of the allowed rate. A part of a second that reaches back before
+    pacing began is no evidence of the rate.
+    """
+    learner = RateLearner()
+    for index in range(400):
+        sent = index * 0.0005
+        learner.on_send(sent)
+        learner.on_success(sent + 0.001, sent)
+    for _ in range(5):  # the opening's first refusals: the first cut
+        learner.on_send(0.2)
+        learner.on_throttle(0.201, 0.2, 1.0)
+    assert learner.rate == pytest.approx(400 * 0.95)
+    learner.on_send(0.21)  # at the new pace, refused too: the second cut, and a hold
+    hold = learner.on_throttle(0.211, 0.21, 1.0)
+    assert hold is not None
+
+    for step in range(60):  # after the hold, answers at the pace for 0.3 s
+        now = 0.211 + hold + step * 0.005
+        learner.on_send(now, queued=True)
+        learner.on_success(now + 0.001, now)
+
+    assert learner.rate is not None
+    assert learner.rate <= 400
+
+
 def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
     """A rate cut to MIN_RATE grows by two turns' time per answer, not by a tenth of a second.
 
