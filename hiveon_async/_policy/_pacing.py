@@ -176,7 +176,7 @@ class RateLearner:
             # Nothing got through meanwhile, so there is nothing to learn but to hold again.
             self._held_until = self._settled_at = now + hold_for
             self._grown_at = self._held_until  # no growth while holding
-            if self._key is not None and self.rate is not None:
+            if now - self._key_at <= KEY_FRESH and self.rate is not None:
                 # Learning the key's rate from every process's count: a count told late
                 # may have read high, and holding at a pace over the limit never lets
                 # anything through (the processes go on sending between their holds).

@@ -209,6 +209,40 @@ def test_a_process_sharing_the_key_learns_the_keys_rate_not_its_share() -> None:
     assert refused_after_its_share(0.4) == pytest.approx(40 * 0.95)
 
 
+def test_only_a_fresh_key_count_steps_the_rate_down_after_a_refused_probe() -> None:
+    """A probe after a hold refused, nothing through since: sharing, the rate steps down 5%.
+
+    The step is for a key's count told late (it may have read high). A process
+    whose store went silent (Redis lost) learns from its own answers again, and
+    those leave the rate as it is; it used to step down for good once any count
+    had been told.
+    """
+
+    def rates_around_a_refused_probe(key_age: float) -> tuple[float | None, float | None]:
+        learner = RateLearner()
+        for index in range(100):
+            learner.on_send(index / 100)
+            learner.on_success(index / 100 + 0.001, index / 100)
+        for _ in range(5):
+            learner.on_send(1.0)
+            learner.on_throttle(1.0, 1.0, 1.0)
+        learner.on_send(1.02)  # refused at the new pace: a hold
+        hold = learner.on_throttle(1.021, 1.02, 1.0)
+        assert hold is not None
+        before = learner.rate
+        probe = 1.021 + hold + 0.001
+        learner.observe_key(probe - key_age, (100, 50, 25))
+        learner.on_send(probe)
+        assert learner.on_throttle(probe + 0.001, probe, 1.0) is not None  # holds again
+        return before, learner.rate
+
+    before, after = rates_around_a_refused_probe(key_age=0.05)
+    assert before is not None
+    assert after == pytest.approx(before * 0.95)
+    before, after = rates_around_a_refused_probe(key_age=0.6)
+    assert after == before
+
+
 async def test_a_told_limit_is_kept_exactly_against_a_window() -> None:
     """RateLimit equal to a sliding window's rate: nothing refused, a rate just under it."""
     clock = FakeTime()
