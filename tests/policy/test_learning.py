@@ -86,8 +86,8 @@ async def test_a_batch_learns_a_window_that_counts_refusals(
     assert run.refused / run.requests <= most_refused
 
 
-def test_time_without_answers_does_not_grow_the_rate() -> None:
-    """Every task waiting out its Retry-After is no evidence that more would get through."""
+def cut_at_one_second() -> RateLearner:
+    """A learner that saw 100 successes over a second, then five 429s: cut to 95/s."""
     learner = RateLearner()
     for index in range(100):
         learner.on_send(index / 100)
@@ -95,6 +95,12 @@ def test_time_without_answers_does_not_grow_the_rate() -> None:
     for _ in range(5):
         learner.on_send(1.0)
         learner.on_throttle(1.0, 1.0, 1.0)
+    return learner
+
+
+def test_time_without_answers_does_not_grow_the_rate() -> None:
+    """Every task waiting out its Retry-After is no evidence that more would get through."""
+    learner = cut_at_one_second()
     cut = learner.rate
     assert cut is not None
 
@@ -219,13 +225,7 @@ def test_only_a_fresh_key_count_steps_the_rate_down_after_a_refused_probe() -> N
     """
 
     def rates_around_a_refused_probe(key_age: float) -> tuple[float | None, float | None]:
-        learner = RateLearner()
-        for index in range(100):
-            learner.on_send(index / 100)
-            learner.on_success(index / 100 + 0.001, index / 100)
-        for _ in range(5):
-            learner.on_send(1.0)
-            learner.on_throttle(1.0, 1.0, 1.0)
+        learner = cut_at_one_second()
         learner.on_send(1.02)  # refused at the new pace: a hold
         hold = learner.on_throttle(1.021, 1.02, 1.0)
         assert hold is not None
