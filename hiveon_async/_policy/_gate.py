@@ -507,32 +507,29 @@ class SendGate:
         self._window = None
         self._wake()
 
-    def _count_pace_from(self, now: float) -> None:
-        """The first attempt at a configured rate has ended: the pace counts from ``now``.
+    def _bucket_used_at(self, now: float, *, emptied: bool) -> None:
+        """Take the bucket as having spent one turn at ``now``, or its whole burst if ``emptied``.
 
-        The client cannot tell when that attempt reached the server (it opened
-        the connection first, and left late: 30 ms and more), only that it had
-        by its answer. Paced from its turn, the next ones bunched with it: a
-        window that opens at the first arrival held one request too many, and
-        HAProxy's refused it and every one after it for that second (it counts
-        its refusals). The pace therefore counts from the answer, as if the
-        first attempt had gone then (the burst, if any, may still go at once).
+        Two answers say more than the bucket knows (skipped in test mode, where
+        the client does not pace itself after answers):
+
+        - The first answer, one turn: the client cannot tell when the first
+          attempt reached the server (it opened the connection first, and
+          left late: 30 ms and more), only that it had by its answer. Paced
+          from its turn, the next ones bunched with it: a window that opens at
+          the first arrival held one request too many, and HAProxy refused it
+          and every one after it for that second (it counts its refusals).
+          The pace counts from the answer, as if the attempt had gone then
+          (the burst, if any, may still go at once).
+        - A 429, the burst in force: the server's bucket is empty, and so is
+          ours. The next turn is an interval away, and the burst comes back
+          only as the bucket refills (while nothing is sent): a key another
+          client spent gives no burst, whatever the configuration says.
         """
-        shape = self._interval_and_burst()
-        if shape is not None:
-            self._tat = max(self._tat, now + shape[0])
-
-    def _bucket_spent(self, now: float) -> None:
-        """A 429 at a configured rate: the server's bucket is empty, and so is ours now.
-
-        The next turn is an interval away, and the burst comes back only as the
-        bucket refills (while nothing is sent). A key another client spent
-        gives no burst, whatever the configuration says.
-        """
-        shape = self._interval_and_burst()
+        shape = None if self.clock.testing else self._interval_and_burst()
         if shape is not None:
             interval, burst = shape
-            self._tat = max(self._tat, now + burst * interval)
+            self._tat = max(self._tat, now + (burst if emptied else 1) * interval)
 
     def _went(self, now: float) -> float:
         self._in_flight += 1
@@ -553,7 +550,7 @@ class SendGate:
         first, self._answered = not self._answered, True
         window = self._window
         if first and self._limit is not None and self.pacer is not None:
-            self._count_pace_from(self.clock.now())
+            self._bucket_used_at(self.clock.now(), emptied=False)
             if window is not None:
                 # The first request went at the pace, not ahead of it: the burst's
                 # first request goes alone as well.
@@ -765,7 +762,7 @@ class SendGate:
                 self._quota_refused(now, sent_at, retry_after)
             return
         if self._limit is not None:
-            self._bucket_spent(now)
+            self._bucket_used_at(now, emptied=True)
             if self._window is not None:
                 self._end_slow_start()  # the burst met an empty bucket: the pace goes on
         elif self._window is not None:

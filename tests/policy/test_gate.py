@@ -217,3 +217,24 @@ async def test_a_pace_that_rises_wakes_the_waiter_of_the_slow_one(fake_time: Fak
     await fake_time.run(two_turns, raise_meanwhile)
 
     assert times[1] - times[0] <= 0.1 + RECHECK + 1e-9
+
+
+async def test_test_mode_keeps_the_configured_bucket_as_it_is_after_answers(
+    fake_time: FakeTime,
+) -> None:
+    """In test mode the client does not pace itself after answers: the burst stays.
+
+    Out of it, the first answer and a 429 at a configured rate both push the
+    bucket on (the next turn a second away at RateLimit(1, burst=10), and the
+    burst gone), and a suite that sets test mode to skip waits would sit
+    through them.
+    """
+    times: list[float] = []
+    gate = SendGate(RateLimit(per_second=1, burst=10), clock=fake_time)
+    with set_testing(True):
+        sent_at = await gate.wait_turn()
+        gate.on_response(throttled=True, sent_at=sent_at, retry_after=1.0)
+        gate.done()
+        await fake_time.run(acquirer(gate, times))
+
+    assert times == [0.0]
