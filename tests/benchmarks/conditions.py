@@ -54,6 +54,7 @@ from .ratelimited import (
     csv_list,
     describe,
     measure,
+    server_cpu_text,
 )
 from .shared_limit import Redis
 
@@ -96,6 +97,9 @@ class FairRun:
         results: What each process measured (timelines start at the common moment).
         burst: What the limiter lets through beyond its rate.
         shared: Whether the processes shared their limit through Redis.
+        server_cpu: The limiter's CPU while both ran, a share of one core (None
+            where ``/proc`` cannot tell).
+        redis_cpu: The same for ``redis-server``, when shared.
     """
 
     limiter: str
@@ -103,6 +107,8 @@ class FairRun:
     burst: int
     results: list[ChildResult]
     shared: bool = False
+    server_cpu: float | None = None
+    redis_cpu: float | None = None
 
     @property
     def overlap(self) -> float:
@@ -152,16 +158,25 @@ class FairRun:
         shares = " + ".join(f"{self.share(result):.1%}" for result in self.results)
         return (
             f"both sending {self.overlap:5.2f}s  together {self.together:6.1%} ({shares})  "
-            f"429s {self.refused:5.1%}  goal {self.verdict}"
+            f"429s {self.refused:5.1%}  CPU {self.cpu_text()}  goal {self.verdict}"
+        )
+
+    def cpu_text(self) -> str:
+        """The servers' CPU, a share of one core each: the limiter's, then Redis's."""
+        shares = [("limiter", self.server_cpu), ("redis", self.redis_cpu if self.shared else None)]
+        return (
+            ", ".join(f"{name} {share:.0%}" for name, share in shares if share is not None) or "-"
         )
 
 
 def measure_fairness(
-    limiter: Limiter, rate: int, backend: str, redis_url: str | None = None
+    limiter: Limiter, rate: int, backend: str, redis: Redis | None = None
 ) -> FairRun:
     """Two processes learn on one fresh key at the same moment, against one limiter.
 
-    ``redis_url``: both share their limit through this Redis.
+    ``redis``: both share their limit through this Redis. The limiter's CPU (and
+    Redis's) is measured from the common start to the last process's end: a
+    server short of CPU would make the figures say how fast it is.
     """
     n = IDS_PER_RATE * rate // 2
     template = RateRun(
@@ -175,11 +190,12 @@ def measure_fairness(
     )
     server = LimiterProcess.start(limiter, rate)
     env = child_env(f"bench-{secrets.token_hex(8)}")  # one key for both
+    cpu: dict[str, float | None] = {}
     try:
         start_at = time.time() + START_DELAY
         extra = [f"--start-at={start_at}"]
-        if redis_url is not None:
-            extra.append(f"--redis-url={redis_url}")
+        if redis is not None:
+            extra.append(f"--redis-url={redis.url}")
         command = child_command(server.url, template, *extra)
         children = [
             subprocess.Popen(
@@ -192,6 +208,11 @@ def measure_fairness(
             )
             for _ in range(2)
         ]
+        # Both servers idle until the common start (each run has a fresh key).
+        before = {
+            "server": server.cpu_seconds(),
+            "redis": None if redis is None else redis.cpu_seconds(),
+        }
         results = []
         for child in children:
             try:
@@ -201,6 +222,15 @@ def measure_fairness(
                 results.append(ChildResult(error="timed out"))
                 continue
             results.append(child_result(child.returncode, stdout, stderr))
+        after = {
+            "server": server.cpu_seconds(),
+            "redis": None if redis is None else redis.cpu_seconds(),
+        }
+        took = max((result.elapsed for result in results), default=0.0)
+        for name, used in after.items():
+            began = before[name]
+            if used is not None and began is not None and took > 0:
+                cpu[name] = (used - began) / took
     finally:
         server.stop()
     return FairRun(
@@ -208,7 +238,9 @@ def measure_fairness(
         rate=rate,
         burst=limiter.burst(),
         results=results,
-        shared=redis_url is not None,
+        shared=redis is not None,
+        server_cpu=cpu.get("server"),
+        redis_cpu=cpu.get("redis"),
     )
 
 
@@ -223,7 +255,7 @@ def _run_all(args: argparse.Namespace) -> tuple[list[FairRun], dict[str, list[Ra
         if "shared" in args.only:
             redis = Redis()  # one server: each run's fresh key has its own Redis keys
             stack.callback(redis.stop)
-        _run_cells(args, fair, told, None if redis is None else redis.url, started)
+        _run_cells(args, fair, told, redis, started)
     return fair, told
 
 
@@ -231,7 +263,7 @@ def _run_cells(
     args: argparse.Namespace,
     fair: list[FairRun],
     told: dict[str, list[RateRun]],
-    redis_url: str | None,
+    redis: Redis | None,
     started: float,
 ) -> None:
 
@@ -245,8 +277,8 @@ def _run_cells(
             if "fairness" in args.only:
                 fair.append(measure_fairness(limiter, rate, args.backend))
                 show("fairness", name, rate, fair[-1].describe())
-            if redis_url is not None:
-                fair.append(measure_fairness(limiter, rate, args.backend, redis_url))
+            if redis is not None:
+                fair.append(measure_fairness(limiter, rate, args.backend, redis))
                 show("shared", name, rate, fair[-1].describe())
             if "loaded" in args.only:
                 with cpu_load(args.load):
@@ -269,18 +301,19 @@ def markdown(
             "",
             "## Two processes learning on one key",
             "",
-            "| limiter | R | through Redis | both sending | together | each | refused | goal |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| limiter | R | through Redis | both sending | together | each | refused "
+            "| server CPU | goal |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for run in fair:
             head = f"| {run.limiter} | {run.rate} | {'yes' if run.shared else 'no'} |"
             if run.verdict == "-":
-                lines.append(f"{head} {run.describe()} | | | | |")
+                lines.append(f"{head} {run.describe()} | | | | | |")
                 continue
             each = ", ".join(f"{run.share(result):.1%}" for result in run.results)
             lines.append(
                 f"{head} {run.overlap:.2f} s | {run.together:.1%} | {each} | {run.refused:.1%} "
-                f"| {run.verdict} (≥{TOGETHER:.0%}, each ≥{FAIR:.0%}) |"
+                f"| {run.cpu_text()} | {run.verdict} (≥{TOGETHER:.0%}, each ≥{FAIR:.0%}) |"
             )
     for condition, runs in told.items():
         if not runs:
@@ -290,19 +323,20 @@ def markdown(
             f"## Told, {condition}",
             "",
             "| limiter | R | share of allowed rate | refused | elapsed (ideal) | spent before "
-            "| goal |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| server CPU | client CPU | goal |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for told_run in runs:
             result = told_run.result
             head = f"| {told_run.limiter} | {told_run.rate} |"
             if result.error is not None:
-                lines.append(f"{head} failed: {result.error} | | | | |")
+                lines.append(f"{head} failed: {result.error} | | | | | | |")
                 continue
             lines.append(
                 f"{head} {told_run.share:.1%} | {told_run.refused:.1%} ({result.throttled} of "
                 f"{result.requests:,}) | {result.elapsed:.2f} s ({told_run.ideal:.2f} s) "
-                f"| {result.spent} | {told_run.verdict} |"
+                f"| {result.spent} | {server_cpu_text(told_run)} | {told_run.client_cpu:.0%} "
+                f"| {told_run.verdict} |"
             )
     lines.append("")
     return "\n".join(lines)
@@ -369,6 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "together": run.together,
                 "shares": [run.share(result) for result in run.results],
                 "refused": run.refused,
+                "server_cpu_share": run.server_cpu,
+                "redis_cpu_share": run.redis_cpu,
                 "verdict": run.verdict,
             }
             for run in fair

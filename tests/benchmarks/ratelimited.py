@@ -66,6 +66,7 @@ __all__ = [
     "csv_list",
     "main",
     "measure",
+    "server_cpu_text",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -515,7 +516,8 @@ def _percent(value: float) -> str:
     return f"{value:.1%}" if value < 0.995 else f"{value:.0%}"
 
 
-def _cpu_text(run: RateRun) -> str:
+def server_cpu_text(run: RateRun) -> str:
+    """The limiter processes' CPU over the batch, each a share of one core."""
     return ", ".join(f"{share:.0%}" for share in run.server_cpu.values()) or "-"
 
 
@@ -534,7 +536,7 @@ def describe(run: RateRun) -> str:
     return (
         f"{result.elapsed:6.2f}s (ideal {run.ideal:5.2f}s) share {run.share:6.1%}  "
         f"requests {result.requests:5}  429s {result.throttled:5} ({run.refused:5.1%})  "
-        f"stopped {_stopped_text(run)}  server CPU {_cpu_text(run)}  "
+        f"stopped {_stopped_text(run)}  server CPU {server_cpu_text(run)}  "
         f"goal {run.verdict}"
     )
 
@@ -559,7 +561,7 @@ def markdown(runs: Sequence[RateRun], machine: dict[str, str], settings: dict[st
         lines.append(
             f"{head} {_percent(run.share)} | {run.refused:.1%} ({run.result.throttled:,} of "
             f"{run.result.requests:,}) | {run.stops_per_s:,.1f} | {run.result.elapsed:.2f} s "
-            f"({run.ideal:.2f} s) | {_stopped_text(run)} | {_cpu_text(run)} "
+            f"({run.ideal:.2f} s) | {_stopped_text(run)} | {server_cpu_text(run)} "
             f"| {run.client_cpu:.0%} | {goal_text} |"
         )
     lines += [
