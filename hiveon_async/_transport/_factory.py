@@ -35,6 +35,8 @@ from .._errors import InvalidRequestError
 from .._http_library import HTTPX, HttpLibrary
 
 if TYPE_CHECKING:
+    import ssl
+
     from .._http_library import AnyAsyncClient, AnyTimeout, AnyTransport
 from ._base import AttemptTimeout, RequestBuilder, Transport
 from ._httpcore import LeanPool
@@ -117,6 +119,7 @@ class TransportFactory:
         self._may_speed_up = (
             ours and library is HTTPX and (speedups_available() if speedups is None else speedups)
         )
+        self._ssl_context: ssl.SSLContext | None = None  # made with the first pool of ours
         if self._may_speed_up:
             # Imported now, not on the first request: importing aiohttp blocks for a while.
             from . import _aiohttp  # noqa: F401
@@ -150,9 +153,13 @@ class TransportFactory:
             return via_client(self._http_client, owned=False, timer=timer, library=library)
         if self._transport is not None:
             return via_transport(self._transport, pool="transport", timer=timer, library=library)
-        # One TLS context for the pool (each costs tens of milliseconds to make).
         http = library.http
-        ssl_context = http.create_ssl_context()
+        ssl_context = self._ssl_context
+        if ssl_context is None:
+            # One TLS context for every pool, made on the first loop: each costs tens of
+            # milliseconds (the CA store), and a pool opened on a later loop is made inside
+            # a send, after the gate's turn: that late, the request bunched with the next.
+            ssl_context = self._ssl_context = http.create_ssl_context()
         if self._proxied:
             client = http.AsyncClient(
                 timeout=self._timeout, limits=self._limits, verify=ssl_context
