@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
+from .measure import csv_list
 from .ratelimited import (
     IDS_PER_RATE,
     ChildResult,
@@ -51,7 +52,6 @@ from .ratelimited import (
     child_command,
     child_env,
     child_result,
-    csv_list,
     describe,
     measure,
     server_cpu_text,

@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = [
     "Run",
     "Sample",
     "Stopwatch",
+    "cpu_seconds",
+    "csv_list",
     "parse_sample",
     "peak_rss_mb",
     "preload",
@@ -147,9 +150,19 @@ def rss_mb() -> float | None:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """This process's CPU seconds so far, user + system, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An argparse type: a comma-separated list, each part made by ``kind``."""
+
+    def parse(text: str) -> list[Any]:
+        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+
+    return parse
 
 
 class Stopwatch:
@@ -167,13 +180,13 @@ class Stopwatch:
 
     def __enter__(self) -> Stopwatch:
         self.used = True
-        self._cpu = _cpu_seconds()
+        self._cpu = cpu_seconds()
         self._wall = time.perf_counter()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.sample.wall = time.perf_counter() - self._wall
-        self.sample.cpu = _cpu_seconds() - self._cpu
+        self.sample.cpu = cpu_seconds() - self._cpu
         self.sample.peak_rss_mb = peak_rss_mb()
 
 

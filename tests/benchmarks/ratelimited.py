@@ -39,7 +39,6 @@ import datetime
 import functools
 import json
 import os
-import resource
 import secrets
 import shlex
 import subprocess
@@ -55,7 +54,7 @@ import anyio
 
 from .chart import TimelineSeries, timeline_svg
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
-from .measure import preload
+from .measure import cpu_seconds, csv_list, preload
 
 __all__ = [
     "MODES",
@@ -63,7 +62,6 @@ __all__ = [
     "child_command",
     "child_env",
     "child_result",
-    "csv_list",
     "main",
     "measure",
     "server_cpu_text",
@@ -173,11 +171,6 @@ class Sampler:
             self.sample()
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _spend(url: str, api_key: str, count: int) -> int:
     """Send ``count`` requests at once on the key (an earlier run); return those let through."""
     import httpx
@@ -234,7 +227,7 @@ async def _ours(
         if start_at is not None:  # another process on the key starts at the same moment
             await anyio.sleep(max(start_at - time.time(), 0.0))
         spent = await _spend(url, api_key, spend) if spend else 0
-        cpu = _cpu_seconds()
+        cpu = cpu_seconds()
         sampler.begin()
         group.start_soon(sampler.run)
         report = await client.stop_deployments(
@@ -250,7 +243,7 @@ async def _ours(
         failed=n - len(report.stopped),
         paused=progress.paused,
         spent=spent,
-        client_cpu=_cpu_seconds() - cpu,
+        client_cpu=cpu_seconds() - cpu,
         timeline=sampler.timeline,
     )
 
@@ -300,7 +293,7 @@ async def _naive(url: str, api_key: str, n: int, deadline: float) -> ChildResult
                     stopped = await stop(deployment_id)
                 counts["stopped"] += stopped  # not `+= await`: that reads the count first
 
-        cpu = _cpu_seconds()
+        cpu = cpu_seconds()
         sampler.begin()
         sampling = asyncio.create_task(sampler.run())
         with contextlib.suppress(TimeoutError):
@@ -315,7 +308,7 @@ async def _naive(url: str, api_key: str, n: int, deadline: float) -> ChildResult
         throttled=counts["throttled"],
         stopped=counts["stopped"],
         failed=n - counts["stopped"],
-        client_cpu=_cpu_seconds() - cpu,
+        client_cpu=cpu_seconds() - cpu,
         timeline=sampler.timeline,
     )
 
@@ -640,13 +633,6 @@ def chart(runs: Sequence[RateRun], date: str, machine: dict[str, str]) -> str | 
         title=title,
         caption=caption,
     )
-
-
-def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
-    def parse(text: str) -> list[Any]:
-        return [kind(part.strip()) for part in text.split(",") if part.strip()]
-
-    return parse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

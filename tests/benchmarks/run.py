@@ -35,7 +35,7 @@ from typing import Any
 from .chart import Series, throughput_svg
 from .contenders import CONTENDERS
 from .inprocess import MODES
-from .measure import Run, Sample, parse_sample
+from .measure import Run, Sample, csv_list, parse_sample
 from .report import markdown_report
 from .server import SERVER_KINDS, ServerProcess
 from .summary import Cell, Key, summarise
@@ -95,13 +95,6 @@ class Task:
         return f"{self.suite:8} {self.contender:13} {where:10} c={self.concurrency:<3} n={self.n:,}"
 
 
-def _csv(kind: type[Any]) -> Any:
-    def parse(text: str) -> list[Any]:
-        return [kind(part) for part in text.split(",") if part.strip()]
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
@@ -125,13 +118,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="stops per run in the latency check's cell, c=100 at 50 ms (20000: about 10 s, "
         "so that the rate is the steady state's, not the cold start's)",
     )
-    parser.add_argument("--concurrency", type=_csv(int), default=[16, 64, 256], help="16,64,256")
     parser.add_argument(
-        "--latencies", type=_csv(float), default=[0.0, LATENCY_SECONDS], help="seconds: 0,0.05"
+        "--concurrency", type=csv_list(int), default=[16, 64, 256], help="16,64,256"
+    )
+    parser.add_argument(
+        "--latencies", type=csv_list(float), default=[0.0, LATENCY_SECONDS], help="seconds: 0,0.05"
     )
     parser.add_argument(
         "--contenders",
-        type=_csv(str),
+        type=csv_list(str),
         default=list(CONTENDERS),
         help=f"any of {','.join(CONTENDERS)} (all)",
     )
@@ -152,7 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overhead-n", type=int, default=20_000, help="stops per overhead run")
     parser.add_argument("--overhead-concurrency", type=int, default=64)
     parser.add_argument(
-        "--stream-sizes", type=_csv(int), default=[100_000, 1_000_000], help="100000,1000000"
+        "--stream-sizes", type=csv_list(int), default=[100_000, 1_000_000], help="100000,1000000"
     )
     parser.add_argument("--skip-socket", action="store_true", help="no socket runs")
     parser.add_argument("--skip-overhead", action="store_true", help="no per-call overhead runs")

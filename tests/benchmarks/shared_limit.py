@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -49,6 +48,7 @@ from typing import Any
 import anyio
 
 from .limiters import LIMITERS, NGINX_BURST, LimiterMissingError, LimiterProcess
+from .measure import cpu_seconds
 from .server import process_cpu_seconds
 
 __all__ = ["main"]
@@ -266,11 +266,6 @@ def many_processes(args: argparse.Namespace) -> dict[str, Any]:
 # --- part 2: the cost per request -----------------------------------------------------
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _one_cost(n: int, redis_url: str | None) -> tuple[float, float]:
     from hiveon_async import RateLimit
     from hiveon_async.testing import FakeVendorAPI
@@ -280,9 +275,9 @@ async def _one_cost(n: int, redis_url: str | None) -> tuple[float, float]:
     limit = RateLimit(per_second=1_000_000, burst=1000)
     async with fake.client(rate_limit=limit, redis_url=redis_url, max_concurrency=32) as client:
         await client.stop_deployment("warm-up")
-        cpu, wall = _cpu(), time.perf_counter()
+        cpu, wall = cpu_seconds(), time.perf_counter()
         await client.stop_deployments(ids, concurrency=32)
-        return (time.perf_counter() - wall) / n, (_cpu() - cpu) / n
+        return (time.perf_counter() - wall) / n, (cpu_seconds() - cpu) / n
 
 
 def cost(args: argparse.Namespace) -> dict[str, Any]:
