@@ -144,8 +144,12 @@ class BatchRun:
     """What a batch saw: when each request went, and which were refused."""
 
     sent: list[float] = field(default_factory=list)
-    refused: int = 0
+    refused_sent: list[float] = field(default_factory=list)  # when each refused request went
     finished: float = 0.0
+
+    @property
+    def refused(self) -> int:
+        return len(self.refused_sent)
 
     @property
     def requests(self) -> int:
@@ -205,7 +209,7 @@ async def run_batch(
                 gate.done()
                 if admitted:
                     break
-                run.refused += 1
+                run.refused_sent.append(sent_at)
                 await clock.sleep(wait)
         run.finished = max(run.finished, clock.now())
 
