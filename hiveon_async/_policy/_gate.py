@@ -60,12 +60,12 @@ RECHECK = 0.25
 ADVICE_LIFETIME = 2.0
 #: Never pace slower than this on the server's word, requests per second.
 MIN_ADVISED_RATE = 0.5
-#: Slow start's first round, in attempts; a round answered without a 429 doubles it.
+#: Slow start's first window, in attempts in flight; each attempt that ends adds one.
 SLOW_START = 4
-#: The round at which slow start ends (no server-side limit has shown itself).
+#: The window at which slow start ends (no server-side limit has shown itself).
 SLOW_START_END = 64
-#: Seconds a full window (or a round) waits for an answer; then slow start ends
-#: (one slow answer must not hold the whole client back).
+#: Seconds a full window waits for an answer; then slow start ends (one slow
+#: answer must not hold the whole client back).
 WINDOW_WAIT = 1.0
 #: A 429 whose ``Retry-After`` is at least this long speaks of a quota per window (a
 #: minute, an hour), not of a rate: every task holds until then, and the gate learns
@@ -118,17 +118,13 @@ class SendGate:
         #: Seconds of client-wide pauses so far (overlapping pauses counted once).
         self.paused_total = 0.0
         self._queue: deque[_Turn] = deque()
-        # Slow start, until the first sign of a limit (only when adapting). Untold, it
-        # goes in rounds: a round of attempts goes, the next only once every one of
-        # them has ended, twice as large if none was refused. Told the rate, it is a
-        # window of attempts in flight that starts at one and ends at the configured
-        # burst. See done().
+        # Slow start, until the first sign of a limit: at most a window of attempts in
+        # flight, a window that doubles each round trip (only when adapting). Told the
+        # rate, it starts at one and ends at the configured burst (see done()).
         self._window: int | None = None
         if adaptive:
             self._window = SLOW_START if rate_limit is None else 1
         self._in_flight = 0
-        self._round_sent = 0  # attempts of the current round that went
-        self._round_refused = False  # a 429 came for an attempt of this round
         self._answered = False  # an attempt has ended: the transport has a connection
         self._room = anyio.Event()
         # What the server's rate-limit headers said, requests/s, and until when it holds.
@@ -433,16 +429,12 @@ class SendGate:
         self._queue = deque()
         self._room = anyio.Event()
         self._room_wanted = False
-        self._in_flight = self._round_sent = 0
+        self._in_flight = 0
         self._answered = False  # the old loop's connections are gone: cold again
 
     def _window_full(self) -> bool:
         window = self._window
-        if window is None or self.clock.testing:
-            return False
-        if self._limit is None:
-            return self._round_sent >= window  # the round went: wait for all its answers
-        return self._in_flight >= window
+        return window is not None and self._in_flight >= window and not self.clock.testing
 
     def _spends_credit(self, now: float, interval: float) -> bool:
         """Whether an attempt goes ahead of the announced pace, on what the server says remains.
@@ -541,7 +533,6 @@ class SendGate:
 
     def _went(self, now: float) -> float:
         self._in_flight += 1
-        self._round_sent += 1
         if self._credit is not None:
             self._credit -= 1
         own = self._own_sends
@@ -567,38 +558,18 @@ class SendGate:
                 return
         if window is None:
             return
-        # Slow start ends at the first sign of a limit (the learner paces from then on).
-        # Untold, the next round goes once this one is all answered: while answers
-        # let more go at once, the round after the one that met a limit went before
-        # its 429s came back, and was refused whole (15 of the first 27 requests
-        # against nginx's 20/s, burst 10; in rounds 7). Told the rate, the window is
-        # the configured burst sent ahead of the pace, one more for each answer: it
-        # ends once the burst fits in it, or at a 429 (on_response), so that a bucket
-        # another client spent refuses one request of the burst, not the whole burst
-        # (9 of 10 at 20/s, nginx).
+        # Slow start: each attempt that ends makes room for two, so the window doubles
+        # each round trip. It ends at the first sign of a limit (the learner paces
+        # from then on) or once the window is large. Told the rate, the window is the
+        # configured burst sent ahead of the pace: it ends once the burst fits in it,
+        # or at a 429 (on_response), so that a bucket another client spent refuses
+        # one request of the burst, not the whole burst (9 of 10 at 20/s, nginx).
         learned = self.pacer is not None and self.pacer.rate is not None
-        if self._limit is None:
-            if learned:
-                self._end_slow_start()
-            elif not self._in_flight:
-                self._next_round(window)
-            return
-        if learned or window + 1 >= self._limit.burst:
+        end = SLOW_START_END if self._limit is None else self._limit.burst
+        if learned or window + 1 >= end:
             self._end_slow_start()
             return
         self._window = window + 1
-        self._wake()
-
-    def _next_round(self, window: int) -> None:
-        """Every attempt of slow start's round has ended: the next round may go."""
-        refused, self._round_refused = self._round_refused, False
-        self._round_sent = 0
-        if not refused:
-            window *= 2
-            if window >= SLOW_START_END:
-                self._end_slow_start()
-                return
-        self._window = window
         self._wake()
 
     def _quota_refused(self, now: float, sent_at: float, retry_after: float) -> None:
@@ -795,11 +766,9 @@ class SendGate:
             if self._window is not None:
                 self._end_slow_start()  # the burst met an empty bucket: the pace goes on
         elif self._window is not None:
-            # A 429 in slow start: the round stops at half its size, and the next is no
-            # larger (a random refusal only slows the climb; a limit soon ends slow
-            # start through the learner).
+            # A 429 in slow start: halve the window (a random refusal only slows the
+            # climb; a limit soon ends slow start through the learner).
             self._window = max(SLOW_START, self._window // 2)
-            self._round_refused = True
         hold = self.pacer.on_throttle(now, sent_at, retry_after)
         if hold is not None:
             # The server counts what it refuses. Shared, the count is the key's: every

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import anyio
 import pytest
 
 from hiveon_async import RateLimit
@@ -85,58 +84,6 @@ async def test_a_batch_learns_a_window_that_counts_refusals(
 
     assert (ids - 1) / rate / run.finished >= least_share
     assert run.refused / run.requests <= most_refused
-
-
-async def test_slow_start_sends_in_rounds_until_a_limit_shows() -> None:
-    """Untold, the first attempts go in rounds of 4, 8, 16...: each once the last has ended.
-
-    An answer used to let two more go at once while the rest of its round was
-    still out, so the round after the one that met a limit went before that
-    round's 429s came back, and was refused whole.
-    """
-    gate = SendGate(None, clock=FakeTime())
-    went = 0
-
-    async def attempt() -> None:
-        nonlocal went
-        await gate.wait_turn()
-        went += 1
-
-    async with anyio.create_task_group() as group:
-        for _ in range(20):
-            group.start_soon(attempt)
-        await anyio.wait_all_tasks_blocked()
-        assert went == 4
-
-        for _ in range(3):
-            gate.on_response(throttled=False, sent_at=0.0)
-            gate.done()
-        await anyio.wait_all_tasks_blocked()
-        assert went == 4  # a round's answers are not all in
-
-        gate.on_response(throttled=False, sent_at=0.0)
-        gate.done()
-        await anyio.wait_all_tasks_blocked()
-        assert went == 12  # the next round, twice as wide
-        group.cancel_scope.cancel()
-
-
-async def test_the_opening_refuses_one_round_past_a_small_burst() -> None:
-    """A token bucket of 20/s, burst 10, and 32 workers: few refused before the first cut.
-
-    Slow start sent 27 requests in the first instants and 15 were refused
-    (answers let more go while their round's 429s were still out); in rounds,
-    7: the round that met the empty bucket, and the smaller one after it that
-    brought the fifth 429 a cut needs.
-    """
-    limiter = TokenBucket(20, burst=10)
-    clock = FakeTime()
-    gate = SendGate(None, clock=clock)
-
-    run = await run_batch(clock, gate, limiter, ids=160)
-
-    opening = [sent for sent in run.refused_sent if sent < 0.1]
-    assert len(opening) <= 7
 
 
 def cut_at_one_second() -> RateLearner:
