@@ -11,8 +11,9 @@ only keeps the first rounds small). Then:
 - **Hold when refused at the new pace.** If requests sent after a cut, at the
   rate it set, are refused too, the server counts what it refuses (a sliding
   window): sending more only keeps it refusing, so every task holds back for
-  :data:`HOLD_SHARE` of the ``Retry-After``, and again if the first request
-  after the hold is refused.
+  :data:`HOLD_SHARE` of the ``Retry-After`` (longer right after a window let
+  its allowance through at once: see ``_hold_for``), and again if the first
+  request after the hold is refused.
 - **Grow back fast, then probe slowly.** While nothing is refused the rate
   doubles every :data:`DOUBLING` seconds up to just under the last limit
   found, then creeps up by a share per second that halves each time the same
@@ -160,9 +161,9 @@ class RateLearner:
 
         Returns:
             Seconds every task should hold back (:data:`HOLD_SHARE` of the
-            ``Retry-After``), or None: the server refuses even at the rate just
-            cut to, so it counts what it refuses, and more requests now only
-            keep it refusing.
+            ``Retry-After``, or longer: see ``_hold_for``), or None: the
+            server refuses even at the rate just cut to, so it counts what it
+            refuses, and more requests now only keep it refusing.
         """
         self._remember(True)
         if sent_at < self._settled_at:
@@ -170,7 +171,7 @@ class RateLearner:
         self._refused_since_cut += 1
         if self._throttles < SHARE * RECENT:
             return None
-        hold_for = (WINDOW if retry_after is None else retry_after) * HOLD_SHARE
+        hold_for = self._hold_for(now, retry_after)
         if self._held_until <= sent_at < self._held_until + WINDOW and not self._ok_since_cut:
             # Refused right after a hold: the server still counts what it refused before.
             # Nothing got through meanwhile, so there is nothing to learn but to hold again.
@@ -221,6 +222,23 @@ class RateLearner:
         self._held_until = self._settled_at = now + hold_for
         self._grown_at = self._held_until  # no growth while holding
         return hold_for
+
+    def _hold_for(self, now: float, retry_after: float | None) -> float:
+        """Seconds every task holds back, now that the server counts what it refuses.
+
+        :data:`HOLD_SHARE` of the ``Retry-After``; or, while the last second
+        holds successes from before pacing began (a batch's opening, against a
+        window that lets its whole allowance through at once), until the
+        oldest of them is a second old, within the ``Retry-After``. The window
+        has no room before then: every probe of the rest of that second was
+        refused, and HAProxy counted each one (10 at 20/s). Successes at the
+        pace (after a hold, or a stall) say nothing of when it has room.
+        """
+        asked = WINDOW if retry_after is None else retry_after
+        ok = self._ok
+        self._trim(ok, now)
+        room = ok[0] + WINDOW - now if ok and ok[0] < self._paced_since else 0.0
+        return max(asked * HOLD_SHARE, min(room, asked))
 
     # -- what it knows -------------------------------------------------------------
 

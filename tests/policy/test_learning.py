@@ -15,7 +15,7 @@ import pytest
 from hiveon_async import RateLimit
 from hiveon_async._clock import set_testing
 from hiveon_async._policy._gate import HEADROOM, SendGate
-from hiveon_async._policy._pacing import DOUBLING, MIN_RATE, RateLearner
+from hiveon_async._policy._pacing import DOUBLING, HOLD_SHARE, MIN_RATE, RateLearner
 
 from .fake_time import FakeTime
 from .limiters import HaproxyRate, Limiter, SlidingWindow, TokenBucket, run_batch
@@ -140,6 +140,41 @@ def test_a_window_opening_at_once_is_no_rate_once_paced() -> None:
 
     assert learner.rate is not None
     assert learner.rate <= 400
+
+
+def test_a_hold_after_a_window_let_through_at_once_lasts_until_it_can_have_room() -> None:
+    """HAProxy at 20/s: 20 let through at once, then refused. The hold lasts the rest of the second.
+
+    A hold of a tenth of the Retry-After sent a probe every 0.1 s for the rest
+    of that second: the window had no room before its first request was a
+    second old, every probe was refused, and HAProxy counted each one (10 more
+    refusals, and a longer wait after them). Once the last second's successes
+    are spread over it, a hold is a tenth of the Retry-After again.
+    """
+    learner = RateLearner()
+    for _ in range(20):  # the window's allowance, at once
+        learner.on_send(0.0)
+        learner.on_success(0.001, 0.0)
+    for _ in range(5):  # then refused: the first cut
+        learner.on_send(0.001)
+        learner.on_throttle(0.002, 0.001, 1.0)
+    learner.on_send(0.09)  # refused at the new pace too: the server counts it
+    hold = learner.on_throttle(0.091, 0.09, 1.0)
+
+    assert hold == pytest.approx(0.001 + 1.0 - 0.091)
+
+    spread = cut_at_one_second()  # 100 successes over a second, then a cut
+    spread.on_send(1.02)
+    assert spread.on_throttle(1.021, 1.02, 1.0) == pytest.approx(HOLD_SHARE * 1.0)
+
+    # Paced after a stall (every task waited out a Retry-After): the last second's
+    # few successes came at the pace, and say nothing of when the window has room.
+    # Taken for an opening, they held HAProxy's 400/s for most of a second (63%).
+    stalled = cut_at_one_second()
+    for sent in (2.2, 2.21, 2.22):
+        stalled.on_send(sent, queued=True)
+        stalled.on_success(sent + 0.001, sent)
+    assert stalled._hold_for(2.23, 1.0) == pytest.approx(HOLD_SHARE * 1.0)
 
 
 def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
