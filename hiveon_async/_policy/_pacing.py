@@ -227,17 +227,19 @@ class RateLearner:
         """Seconds every task holds back, now that the server counts what it refuses.
 
         :data:`HOLD_SHARE` of the ``Retry-After``; or, while the last second
-        holds successes from before pacing began (a batch's opening, against a
-        window that lets its whole allowance through at once), until the
-        oldest of them is a second old, within the ``Retry-After``. The window
-        has no room before then: every probe of the rest of that second was
-        refused, and HAProxy counted each one (10 at 20/s). Successes at the
-        pace (after a hold, or a stall) say nothing of when it has room.
+        holds successes from before anything paced the client (a batch's
+        opening, untold, against a window that lets its whole allowance
+        through at once), until the oldest of them is a second old, within the
+        ``Retry-After``. The window has no room before then: every probe of
+        the rest of that second was refused, and HAProxy counted each one (10
+        at 20/s). Successes at a pace (the learned one after a stall, or a
+        configured one) say nothing of when it has room.
         """
         asked = WINDOW if retry_after is None else retry_after
         ok = self._ok
         self._trim(ok, now)
-        room = ok[0] + WINDOW - now if ok and ok[0] < self._paced_since else 0.0
+        unpaced = self._ceiling is None and bool(ok) and ok[0] < self._paced_since
+        room = ok[0] + WINDOW - now if unpaced else 0.0
         return max(asked * HOLD_SHARE, min(room, asked))
 
     # -- what it knows -------------------------------------------------------------

@@ -176,6 +176,13 @@ def test_a_hold_after_a_window_let_through_at_once_lasts_until_it_can_have_room(
         stalled.on_success(sent + 0.001, sent)
     assert stalled._hold_for(2.23, 1.0) == pytest.approx(HOLD_SHARE * 1.0)
 
+    # Told the rate, the client was paced from its first request: no opening burst.
+    told = RateLearner(ceiling=20)
+    for index in range(10):
+        told.on_send(index / 20)
+        told.on_success(index / 20 + 0.001, index / 20)
+    assert told._hold_for(0.55, 1.0) == pytest.approx(HOLD_SHARE * 1.0)
+
 
 def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
     """A rate cut to MIN_RATE grows by two turns' time per answer, not by a tenth of a second.
