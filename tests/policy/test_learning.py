@@ -184,6 +184,30 @@ def test_a_hold_after_a_window_let_through_at_once_lasts_until_it_can_have_room(
     assert told._hold_for(0.55, 1.0) == pytest.approx(HOLD_SHARE * 1.0)
 
 
+def test_a_told_cut_within_the_first_second_counts_only_the_time_since_it_began() -> None:
+    """Told 100/s, on a key another client spent half of just before: refused after 0.5 s.
+
+    The cut after the first one took what got through over a whole second, 50,
+    for the rate, and set the pace at 47.5/s: against HAProxy's window the
+    batch took seconds to climb back (83% of the rate). Paced from its first
+    request, the client's 50 in 0.57 s are a rate.
+    """
+    learner = RateLearner(ceiling=100)
+    for index in range(50):  # at the told pace; the window also holds the other 50
+        sent = index / 100
+        learner.on_send(sent)
+        learner.on_success(sent + 0.001, sent)
+    for index in range(5):  # the window is full: the first cut
+        sent = 0.5 + index / 100
+        learner.on_send(sent)
+        learner.on_throttle(sent + 0.001, sent, 1.0)
+    assert learner.rate == pytest.approx(95)
+    learner.on_send(0.57)  # refused at the new pace too: cut to what got through
+    learner.on_throttle(0.571, 0.57, 1.0)
+
+    assert learner.rate == pytest.approx(50 / 0.571 * 0.95)
+
+
 def test_a_rate_cut_low_grows_back_with_its_few_answers() -> None:
     """A rate cut to MIN_RATE grows by two turns' time per answer, not by a tenth of a second.
 
