@@ -267,13 +267,14 @@ class RateLearner:
         the hold, and the cut that followed set it at 228/s.
         """
         second, *parts = self._counts(now)
-        best = second / WINDOW
+        span = WINDOW
         if self._ceiling is not None:
             # Told the rate: paced from the first request, so what got through since
             # then is a rate, even over less than a second. Over a whole second it
             # read half the rate on a key spent just before: the cut set 47.5/s
             # against HAProxy's 100/s, and the batch took seconds to climb back.
-            best = second / max(min(now - self._first_send, WINDOW), WINDOW / 4)
+            span = max(min(now - self._first_send, WINDOW), WINDOW / 4)
+        best = second / span
         if self.rate is None:
             # Unpaced: the server's burst fills a short part. That is not a rate.
             return best

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
-from .measure import csv_list
+from .measure import cpu_share, csv_list
 from .ratelimited import (
     IDS_PER_RATE,
     ChildResult,
@@ -163,7 +163,7 @@ class FairRun:
 
     def cpu_text(self) -> str:
         """The servers' CPU, a share of one core each: the limiter's, then Redis's."""
-        shares = [("limiter", self.server_cpu), ("redis", self.redis_cpu if self.shared else None)]
+        shares = [("limiter", self.server_cpu), ("redis", self.redis_cpu)]
         return (
             ", ".join(f"{name} {share:.0%}" for name, share in shares if share is not None) or "-"
         )
@@ -190,7 +190,7 @@ def measure_fairness(
     )
     server = LimiterProcess.start(limiter, rate)
     env = child_env(f"bench-{secrets.token_hex(8)}")  # one key for both
-    cpu: dict[str, float | None] = {}
+    server_cpu = redis_cpu = None
     try:
         start_at = time.time() + START_DELAY
         extra = [f"--start-at={start_at}"]
@@ -209,10 +209,8 @@ def measure_fairness(
             for _ in range(2)
         ]
         # Both servers idle until the common start (each run has a fresh key).
-        before = {
-            "server": server.cpu_seconds(),
-            "redis": None if redis is None else redis.cpu_seconds(),
-        }
+        server_before = server.cpu_seconds()
+        redis_before = None if redis is None else redis.cpu_seconds()
         results = []
         for child in children:
             try:
@@ -222,15 +220,10 @@ def measure_fairness(
                 results.append(ChildResult(error="timed out"))
                 continue
             results.append(child_result(child.returncode, stdout, stderr))
-        after = {
-            "server": server.cpu_seconds(),
-            "redis": None if redis is None else redis.cpu_seconds(),
-        }
         took = max((result.elapsed for result in results), default=0.0)
-        for name, used in after.items():
-            began = before[name]
-            if used is not None and began is not None and took > 0:
-                cpu[name] = (used - began) / took
+        server_cpu = cpu_share(server_before, server.cpu_seconds(), took)
+        if redis is not None:
+            redis_cpu = cpu_share(redis_before, redis.cpu_seconds(), took)
     finally:
         server.stop()
     return FairRun(
@@ -239,8 +232,8 @@ def measure_fairness(
         burst=limiter.burst(),
         results=results,
         shared=redis is not None,
-        server_cpu=cpu.get("server"),
-        redis_cpu=cpu.get("redis"),
+        server_cpu=server_cpu,
+        redis_cpu=redis_cpu,
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "Sample",
     "Stopwatch",
     "cpu_seconds",
+    "cpu_share",
     "csv_list",
     "parse_sample",
     "peak_rss_mb",
@@ -154,6 +155,16 @@ def cpu_seconds() -> float:
     """This process's CPU seconds so far, user + system, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def cpu_share(before: float | None, after: float | None, seconds: float) -> float | None:
+    """CPU seconds used between two readings, as a share of one core over ``seconds``.
+
+    None when either reading is missing (no ``/proc``) or no time passed.
+    """
+    if before is None or after is None or seconds <= 0:
+        return None
+    return (after - before) / seconds
 
 
 def csv_list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:

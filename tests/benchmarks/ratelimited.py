@@ -54,7 +54,7 @@ import anyio
 
 from .chart import TimelineSeries, timeline_svg
 from .limiters import LIMITERS, Limiter, LimiterMissingError, LimiterProcess
-from .measure import cpu_seconds, csv_list, preload
+from .measure import cpu_seconds, cpu_share, csv_list, preload
 
 __all__ = [
     "MODES",
@@ -497,9 +497,9 @@ def measure(limiter: Limiter, rate: int, mode: str, backend: str, *, spend: int 
             run.result.error = f"timed out after {timeout:g}s"
         else:
             run.result = child_result(completed.returncode, completed.stdout, completed.stderr)
-        after = server.cpu_seconds()
-        if before is not None and after is not None and run.result.elapsed > 0:
-            run.server_cpu[limiter.program] = (after - before) / run.result.elapsed
+        share = cpu_share(before, server.cpu_seconds(), run.result.elapsed)
+        if share is not None:
+            run.server_cpu[limiter.program] = share
     finally:
         server.stop()
     return run

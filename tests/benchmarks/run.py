@@ -35,7 +35,7 @@ from typing import Any
 from .chart import Series, throughput_svg
 from .contenders import CONTENDERS
 from .inprocess import MODES
-from .measure import Run, Sample, csv_list, parse_sample
+from .measure import Run, Sample, cpu_share, csv_list, parse_sample
 from .report import markdown_report
 from .server import SERVER_KINDS, ServerProcess
 from .summary import Cell, Key, summarise
@@ -265,11 +265,7 @@ def run_task(
             sample = Sample(error=f"exit {completed.returncode}: {' / '.join(tail)}")
     except subprocess.TimeoutExpired:
         sample = Sample(error=f"timed out after {timeout:g}s")
-    server_cpu = None
-    if server and before is not None and sample.wall > 0:
-        after = server.cpu_seconds()
-        if after is not None:
-            server_cpu = (after - before) / sample.wall
+    server_cpu = cpu_share(before, server.cpu_seconds(), sample.wall) if server else None
     return Run(
         suite=task.suite,
         contender=task.contender,

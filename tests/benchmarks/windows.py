@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .limiters import LIMITERS, LimiterMissingError, LimiterProcess
+from .measure import cpu_share
 
 if TYPE_CHECKING:
     from hiveon_async import BatchProgress, BatchReport, RetryPolicy
@@ -247,9 +248,7 @@ def measure(name: str, client: str, *, ids: int, quota: int) -> WindowRun:
         cpu_after = server.cpu_seconds()
     finally:
         server.stop()
-    cpu = None
-    if cpu_before is not None and cpu_after is not None and elapsed > 0:
-        cpu = (cpu_after - cpu_before) / elapsed
+    cpu = cpu_share(cpu_before, cpu_after, elapsed)
     ideal = ideal_seconds(
         fixed=limiter.fixed, started=started, ids=ids, quota=quota, window=limiter.window
     )
